@@ -1,0 +1,239 @@
+"""Plain dataclasses for the runtime's state: sessions, leases, pending calls, labels, plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = Any
+
+
+@dataclass
+class Lease:
+    """The one lease of a session: who may write, with which fence token (§2.3)."""
+
+    lease_id: str
+    fence_token: int
+    holder_id: str | None
+    expires_at: str | None
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {
+            "lease_id": self.lease_id,
+            "fence_token": self.fence_token,
+            "holder_id": self.holder_id,
+            "expires_at": self.expires_at,
+        }
+
+
+@dataclass
+class Label:
+    """One append-only label; system labels are written by the mock itself (§3.6)."""
+
+    label_id: str
+    sequence: int
+    key: str
+    value: JSON
+    metadata: dict[str, JSON]
+    system: bool
+    created_at: str
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {
+            "label_id": self.label_id,
+            "sequence": self.sequence,
+            "key": self.key,
+            "value": self.value,
+            "metadata": self.metadata,
+            "system": self.system,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass
+class PendingCall:
+    """A tool call allowed (or not enforced) by a proposal, waiting for its receipt (§2.4)."""
+
+    pending_call_id: str
+    proposal_id: str
+    tool_call_id: str
+    tool_name: str
+    arguments: dict[str, JSON]
+    commit_requirement: str
+    evidence_class: str
+    status: str  # pending | committed | uncommitted
+    created_at: str
+    receipt_id: str | None = None
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {
+            "pending_call_id": self.pending_call_id,
+            "proposal_id": self.proposal_id,
+            "tool_call_id": self.tool_call_id,
+            "tool_name": self.tool_name,
+            "arguments": self.arguments,
+            "commit_requirement": self.commit_requirement,
+            "evidence_class": self.evidence_class,
+            "status": self.status,
+            "created_at": self.created_at,
+            "receipt_id": self.receipt_id,
+        }
+
+
+@dataclass
+class CommittedCall:
+    """What a commit leaves behind for later preconditions, loops and bindings."""
+
+    tool_name: str
+    arguments: dict[str, JSON]
+    output: JSON
+
+
+@dataclass
+class Receipt:
+    """A receipt as first received, kept so a replay returns the first answer (§3.5)."""
+
+    receipt_id: str
+    request: dict[str, JSON]
+    answer: dict[str, JSON]
+
+
+@dataclass
+class PreparedRequest:
+    """A single-use ticket from preflight, bound to a state version, with a TTL (§3.3)."""
+
+    prepared_request_id: str
+    session_id: str
+    state_version: int
+    expires_at: str
+    expires_epoch: float
+    consumed: bool = False
+
+
+@dataclass
+class Counters:
+    """The session counters of §2.1."""
+
+    steps: int = 0
+    tool_calls: int = 0
+    calls_per_tool: dict[str, int] = field(default_factory=dict)
+    consecutive_blocks: int = 0
+    consecutive_errors: int = 0
+    cost_usd: float = 0.0
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {
+            "steps": self.steps,
+            "tool_calls": self.tool_calls,
+            "calls_per_tool": dict(self.calls_per_tool),
+            "consecutive_blocks": self.consecutive_blocks,
+            "consecutive_errors": self.consecutive_errors,
+            "cost_usd": self.cost_usd,
+        }
+
+
+@dataclass
+class ToolFilter:
+    """Manual narrowing (§3.7): `allow` None means no allow-list."""
+
+    allow: list[str] | None
+    deny: list[str]
+
+    def removes(self, tool: str) -> bool:
+        """True when the filter hides this tool."""
+        return tool in self.deny or (self.allow is not None and tool not in self.allow)
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {"allow": self.allow, "deny": list(self.deny)}
+
+
+@dataclass
+class Killed:
+    """Why and by whom a session (or workflow) was killed."""
+
+    at: str
+    reason: str | None
+    actor: str
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {"at": self.at, "reason": self.reason, "actor": self.actor}
+
+
+@dataclass
+class WorkflowMembership:
+    """A session's place in a workflow (§2.1 `workflow`)."""
+
+    workflow_id: str
+    role: str
+    type: str  # root | child
+    parent_session_id: str | None
+    handoff_id: str | None
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {
+            "workflow_id": self.workflow_id,
+            "role": self.role,
+            "type": self.type,
+            "parent_session_id": self.parent_session_id,
+            "handoff_id": self.handoff_id,
+        }
+
+
+@dataclass
+class Plan:
+    """A tenant's governance plan for one agent and environment (§3.17)."""
+
+    tenant: str
+    agent: str
+    environment: str
+    status: str  # approved | draft | invalid
+    plan_id: str
+    compiled_session: dict[str, JSON] | None = None
+    compiled_hash: str | None = None
+    draft_id: str | None = None
+    draft_version: int = 1
+    approval_id: str | None = None
+    created_at: str = ""
+
+
+@dataclass
+class Session:
+    """Authoritative state of one session (§2.1). `contract` is a CompiledSession or None."""
+
+    tenant: str
+    session_id: str
+    agent: str
+    environment: str
+    mode: str
+    enforcement: str
+    lease: Lease
+    contract: Any  # contracts.CompiledSession | None
+    governance_source: str  # request | plan | none
+    created_at: str
+    updated_at: str
+    phase: str = "start"
+    status: str = "active"
+    authority_state: str = "authoritative"
+    bypass_detected: bool = False
+    bypass_reports: int = 0
+    state_version: int = 0
+    counters: Counters = field(default_factory=Counters)
+    tool_filter: ToolFilter | None = None
+    labels: list[Label] = field(default_factory=list)
+    bindings: dict[str, JSON] = field(default_factory=dict)
+    workflow: WorkflowMembership | None = None
+    killed: Killed | None = None
+    metadata: dict[str, JSON] = field(default_factory=dict)
+    committed: list[CommittedCall] = field(default_factory=list)
+    forbidden: set[str] = field(default_factory=set)
+    pending: dict[str, PendingCall] = field(default_factory=dict)  # insertion = oldest first
+    receipts: dict[str, Receipt] = field(default_factory=dict)  # by pending_call_id
+    prepared: dict[str, PreparedRequest] = field(default_factory=dict)
+    preflight_answers: dict[str, tuple[JSON, JSON]] = field(default_factory=dict)
