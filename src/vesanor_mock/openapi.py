@@ -1,0 +1,288 @@
+"""Build the OpenAPI 3.1 document of the `/api/v1` routes from the JSON Schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from .schemas import SchemaRegistry, component_name
+
+Doc = dict[str, Any]
+
+SCHEMAS = "#/components/schemas/"
+BODY_ERRORS = (400, 413, 415, 422)
+
+ERROR_RESPONSES: dict[int, tuple[str, str]] = {
+    400: ("MalformedJson", "The body is not valid JSON: MALFORMED_JSON."),
+    401: ("Unauthorized", "Missing, malformed or unknown bearer key: UNAUTHORIZED."),
+    404: (
+        "NotFound",
+        "No such resource for this tenant: SESSION_NOT_FOUND, WORKFLOW_NOT_FOUND, "
+        "PREPARED_REQUEST_NOT_FOUND, PENDING_CALL_NOT_FOUND, HANDOFF_NOT_FOUND.",
+    ),
+    409: (
+        "Conflict",
+        "A protocol or authority violation: STALE_STATE_VERSION, FENCE_MISMATCH, "
+        "LEASE_EXPIRED, PREPARED_REQUEST_CONSUMED, PREPARED_REQUEST_EXPIRED, SESSION_KILLED, "
+        "SESSION_COMPROMISED, PENDING_CALLS_UNRESOLVED, RECEIPT_CONFLICT, "
+        "SESSION_EXISTS_MISMATCH, WORKFLOW_EXISTS, WORKFLOW_KILLED, NOT_IN_WORKFLOW, "
+        "HANDOFF_STATE_CONFLICT, HANDOFF_NOT_RECLAIMABLE, RESOURCE_CONFLICT.",
+    ),
+    413: ("PayloadTooLarge", "The body is over the size limit: PAYLOAD_TOO_LARGE."),
+    415: ("UnsupportedMediaType", "The body is not JSON: UNSUPPORTED_MEDIA_TYPE."),
+    422: (
+        "Unprocessable",
+        "Well-formed but unusable: VALIDATION_FAILED (details.errors), COMPILE_ERROR, "
+        "UNKNOWN_ROLE, HANDOFF_NOT_ALLOWED, APPROVED_ARTIFACT_INVALID.",
+    ),
+}
+"""Each error status: its components/responses name and what it means."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One `/api/v1` operation: where it lives and which statuses it can answer."""
+
+    endpoint: str
+    method: str
+    path: str
+    summary: str
+    tag: str
+    success: tuple[int, ...] = (200,)
+    errors: tuple[int, ...] = (401, 404, 409, *BODY_ERRORS)
+    params: tuple[str, ...] = ()
+
+
+SESSION = "/api/v1/replay/sessions/{sid}"
+WORKFLOW = "/api/v1/replay/workflows/{wid}"
+HANDOFF = WORKFLOW + "/handoffs/{hid}"
+NO_CONFLICT = (401, 404, *BODY_ERRORS)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "create_session",
+        "post",
+        "/api/v1/replay/sessions",
+        "Create (or join) a session",
+        "sessions",
+        success=(201, 200),
+    ),
+    Operation(
+        "get_session",
+        "get",
+        SESSION,
+        "Load a session",
+        "sessions",
+        errors=(401, 404, 422),
+        params=("sid", "include"),
+    ),
+    Operation("preflight", "post", SESSION + "/preflight", "Preflight a model call", "enforcement"),
+    Operation(
+        "proposals", "post", SESSION + "/proposals", "Judge proposed tool calls", "enforcement"
+    ),
+    Operation(
+        "receipts", "post", SESSION + "/receipts", "Report a tool call's outcome", "enforcement"
+    ),
+    Operation(
+        "labels",
+        "post",
+        SESSION + "/labels",
+        "Append a label",
+        "controls",
+        success=(201,),
+        errors=NO_CONFLICT,
+    ),
+    Operation(
+        "tool_filter", "post", SESSION + "/tool-filter", "Replace the tool filter", "controls"
+    ),
+    Operation("report_bypass", "post", SESSION + "/report-bypass", "Report a bypass", "controls"),
+    Operation("kill", "post", SESSION + "/kill", "Kill a session", "controls", errors=NO_CONFLICT),
+    Operation("recover", "post", SESSION + "/recover", "Rotate the lease", "controls"),
+    Operation(
+        "offer_handoff",
+        "post",
+        SESSION + "/handoffs",
+        "Offer a handoff",
+        "workflows",
+        success=(201,),
+    ),
+    Operation(
+        "get_workflow",
+        "get",
+        WORKFLOW,
+        "Load a workflow",
+        "workflows",
+        errors=(401, 404),
+        params=("wid",),
+    ),
+    Operation(
+        "complete_handoff",
+        "post",
+        HANDOFF + "/complete",
+        "Complete a handoff",
+        "workflows",
+        params=("wid", "hid"),
+    ),
+    Operation(
+        "reclaim_handoff",
+        "post",
+        HANDOFF + "/reclaim",
+        "Reclaim a handoff",
+        "workflows",
+        params=("wid", "hid"),
+    ),
+    Operation(
+        "kill_workflow",
+        "post",
+        WORKFLOW + "/kill",
+        "Kill a workflow and its sessions",
+        "workflows",
+        errors=NO_CONFLICT,
+        params=("wid",),
+    ),
+    Operation(
+        "governance_plan",
+        "get",
+        "/api/v1/governance/plan",
+        "Look up an agent's plan",
+        "governance",
+        errors=(401, 422),
+        params=("agent", "environment"),
+    ),
+)
+"""Every operation of PROTOCOL.md §3, in the order the protocol lists them."""
+
+
+def build_openapi(registry: SchemaRegistry) -> Doc:
+    """The OpenAPI 3.1 document: every `/api/v1` operation, its bodies and its answers."""
+    paths: dict[str, dict[str, Doc]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, registry)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Vesanor Runtime API (vesanor-mock)",
+            "version": _version(),
+            "description": "The wire contract the mock implements; see docs/ and PROTOCOL.",
+        },
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": n} for n in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "paths": paths,
+        "components": _components(registry),
+    }
+
+
+def _version() -> str:
+    """The installed package version (0.0.0 when run from a bare checkout)."""
+    try:
+        return metadata.version("vesanor-mock")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
+    """One operation object."""
+    doc: Doc = {"operationId": op.endpoint, "summary": op.summary, "tags": [op.tag]}
+    params = op.params or (("sid",) if op.path.startswith(SESSION) else ())
+    if params:
+        doc["parameters"] = [{"$ref": f"#/components/parameters/{p}"} for p in params]
+    request = "requests/" + op.endpoint
+    if request in registry.names():
+        doc["requestBody"] = {
+            "required": bool(registry.schema(request).get("required")),
+            "content": {"application/json": {"schema": _ref(request)}},
+        }
+    answer = {
+        "description": op.summary + ": success.",
+        "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+        "content": {"application/json": {"schema": _ref("responses/" + op.endpoint)}},
+    }
+    doc["responses"] = {str(status): answer for status in op.success}
+    for status in sorted(op.errors):
+        doc["responses"][str(status)] = {
+            "$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"
+        }
+    return doc
+
+
+def _ref(name: str) -> Doc:
+    """A `$ref` to the component of one schema file."""
+    return {"$ref": SCHEMAS + component_name(name)}
+
+
+def _components(registry: SchemaRegistry) -> Doc:
+    """Schemas, error responses, headers, parameters and the bearer scheme."""
+    return {
+        "schemas": dict(sorted(registry.components(_seeds(registry)).items())),
+        "responses": {
+            name: _error_response(status) for status, (name, _) in ERROR_RESPONSES.items()
+        },
+        "headers": {
+            "X-Request-Id": {
+                "description": "The request id, also in error.request_id.",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^req_"},
+            },
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string"}},
+        },
+        "parameters": _parameters(),
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    }
+
+
+def _seeds(registry: SchemaRegistry) -> list[tuple[str, str]]:
+    """Every request and response schema and every `$defs` entry of the API's files."""
+    seeds: list[tuple[str, str]] = []
+    for name in registry.names():
+        if name != "common" and not name.startswith(("requests/", "responses/")):
+            continue
+        if name != "common":
+            seeds.append((name, ""))
+        defs = registry.schema(name).get("$defs", {})
+        seeds.extend((name, "/$defs/" + key) for key in defs)
+    return seeds
+
+
+def _error_response(status: int) -> Doc:
+    """A reusable error answer in the envelope."""
+    headers: Doc = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+    if status == 401:
+        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
+    return {
+        "description": ERROR_RESPONSES[status][1],
+        "headers": headers,
+        "content": {"application/json": {"schema": _ref("responses/error")}},
+    }
+
+
+def _parameters() -> Doc:
+    """Path and query parameters shared by the operations."""
+
+    def path(name: str, what: str) -> Doc:
+        schema = {"$ref": SCHEMAS + "SafeId"}
+        return {"name": name, "in": "path", "required": True, "description": what, "schema": schema}
+
+    return {
+        "sid": path("sid", "Session id."),
+        "wid": path("wid", "Workflow id."),
+        "hid": path("hid", "Handoff id."),
+        "include": {
+            "name": "include",
+            "in": "query",
+            "description": "`pending` adds the session's pending calls.",
+            "schema": {"type": "string", "enum": ["pending"]},
+        },
+        "agent": {
+            "name": "agent",
+            "in": "query",
+            "required": True,
+            "schema": {"$ref": SCHEMAS + "Name"},
+        },
+        "environment": {
+            "name": "environment",
+            "in": "query",
+            "description": "Defaults to development.",
+            "schema": {"$ref": SCHEMAS + "Environment"},
+        },
+    }
