@@ -321,7 +321,7 @@ def _field_errors(
 def _explain(error: Any) -> Iterator[FieldError]:
     """One jsonschema error as FieldErrors pointing at the offending (or missing) member."""
     if error.validator in ("anyOf", "oneOf") and error.context:
-        error = best_match(error.context)
+        error = best_match([error])  # descends into the branch closest to the instance
     path = list(error.absolute_path)
     if error.validator == "required":
         name = _missing_property(error)
