@@ -9,6 +9,8 @@ import pytest
 
 from vesanor_mock.domain.contracts import (
     CompiledSession,
+    Invariant,
+    OutputCheck,
     compile_contracts_dir,
     compile_session,
     compiled_hash,
@@ -164,6 +166,14 @@ def test_an_invariant_takes_its_rule_id_from_rule_id_or_id() -> None:
         for c in (by_rule_id, by_id, none)
     ]
     assert ids == ["r1", "r2", None]
+
+
+def test_checks_built_by_hand_parse_their_path_and_regex() -> None:
+    rule = Invariant("$.order.id", "regex", "^ord_")
+    assert rule.evaluate({"order": {"id": "ord_1"}}) == (True, True, "ord_1")
+    check = OutputCheck("$.verified", "equals", True)
+    assert check.evaluate({"verified": False}) == (False, True, False)
+    assert OutputCheck("$", "exists", True).evaluate(None) == (True, True, None)
 
 
 # --- the hash -------------------------------------------------------------------------

@@ -141,6 +141,10 @@ class OutputCheck:
     value: Any
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if not self.segments and self.path != "$":
+            object.__setattr__(self, "segments", parse_path(self.path))
+
     def evaluate(self, data: Any) -> tuple[bool, bool, Any]:
         """(holds, found, actual) for this check against `data`."""
         found, actual = resolve_segments(self.segments, data)
@@ -165,6 +169,12 @@ class Invariant:
     rule_id: str | None = None
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
     pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.segments and self.path != "$":
+            object.__setattr__(self, "segments", parse_path(self.path))
+        if self.operator == "regex" and self.pattern is None:
+            object.__setattr__(self, "pattern", re.compile(str(self.value)))
 
     def evaluate(self, data: Any) -> tuple[bool, bool, Any]:
         """(holds, found, actual) for this invariant against `data` (the arguments)."""
