@@ -757,3 +757,23 @@ def test_the_openapi_schemas_judge_bodies_exactly_like_the_registry(
     assert not request.is_valid({**VALID["proposals"][1], "extra": 1})
     for schema in document["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
+
+
+def test_answers_link_to_the_operations_whose_path_ids_they_supply(
+    document: dict[str, Any],
+) -> None:
+    by_id = {op["operationId"]: op for _, _, op in operations(document)}
+    created = by_id["create_session"]["responses"]["201"]["links"]
+    assert created["Preflight"] == {
+        "operationId": "preflight",
+        "parameters": {"sid": "$response.body#/session/session_id"},
+    }
+    assert {link["operationId"] for link in created.values()} == {
+        op.endpoint for op in OPERATIONS if op.path_params == ("sid",)
+    }
+    offered = by_id["offer_handoff"]["responses"]["201"]["links"]
+    assert offered["CompleteHandoff"]["parameters"] == {
+        "wid": "$response.body#/handoff/workflow_id",
+        "hid": "$response.body#/handoff/handoff_id",
+    }
+    assert set(offered) == {"GetWorkflow", "CompleteHandoff", "ReclaimHandoff", "KillWorkflow"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -51,7 +52,12 @@ class Operation:
     tag: str
     success: tuple[int, ...] = (200,)
     errors: tuple[int, ...] = (401, 404, 409, *BODY_ERRORS)
-    params: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The `{name}` parameters of the path, in order."""
+        return tuple(re.findall(r"\{(\w+)\}", self.path))
 
 
 SESSION = "/api/v1/replay/sessions/{sid}"
@@ -75,7 +81,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Load a session",
         "sessions",
         errors=(401, 404, 422),
-        params=("sid", "include"),
+        query=("include",),
     ),
     Operation("preflight", "post", SESSION + "/preflight", "Preflight a model call", "enforcement"),
     Operation(
@@ -107,31 +113,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "workflows",
         success=(201,),
     ),
-    Operation(
-        "get_workflow",
-        "get",
-        WORKFLOW,
-        "Load a workflow",
-        "workflows",
-        errors=(401, 404),
-        params=("wid",),
-    ),
-    Operation(
-        "complete_handoff",
-        "post",
-        HANDOFF + "/complete",
-        "Complete a handoff",
-        "workflows",
-        params=("wid", "hid"),
-    ),
-    Operation(
-        "reclaim_handoff",
-        "post",
-        HANDOFF + "/reclaim",
-        "Reclaim a handoff",
-        "workflows",
-        params=("wid", "hid"),
-    ),
+    Operation("get_workflow", "get", WORKFLOW, "Load a workflow", "workflows", errors=(401, 404)),
+    Operation("complete_handoff", "post", HANDOFF + "/complete", "Complete a handoff", "workflows"),
+    Operation("reclaim_handoff", "post", HANDOFF + "/reclaim", "Reclaim a handoff", "workflows"),
     Operation(
         "kill_workflow",
         "post",
@@ -139,7 +123,6 @@ OPERATIONS: tuple[Operation, ...] = (
         "Kill a workflow and its sessions",
         "workflows",
         errors=NO_CONFLICT,
-        params=("wid",),
     ),
     Operation(
         "governance_plan",
@@ -148,10 +131,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "Look up an agent's plan",
         "governance",
         errors=(401, 422),
-        params=("agent", "environment"),
+        query=("agent", "environment"),
     ),
 )
 """Every operation of PROTOCOL.md §3, in the order the protocol lists them."""
+
+LINKS: dict[str, dict[str, str]] = {
+    "create_session": {"sid": "$response.body#/session/session_id"},
+    "offer_handoff": {
+        "wid": "$response.body#/handoff/workflow_id",
+        "hid": "$response.body#/handoff/handoff_id",
+    },
+}
+"""The path ids an operation's answer supplies, as OpenAPI runtime expressions."""
 
 
 def build_openapi(registry: SchemaRegistry) -> Doc:
@@ -184,7 +176,7 @@ def _version() -> str:
 def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
     """One operation object."""
     doc: Doc = {"operationId": op.endpoint, "summary": op.summary, "tags": [op.tag]}
-    params = op.params or (("sid",) if op.path.startswith(SESSION) else ())
+    params = op.path_params + op.query
     if params:
         doc["parameters"] = [{"$ref": f"#/components/parameters/{p}"} for p in params]
     request = "requests/" + op.endpoint
@@ -198,12 +190,28 @@ def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
         "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
         "content": {"application/json": {"schema": _ref("responses/" + op.endpoint)}},
     }
+    links = _links(op)
+    if links:
+        answer["links"] = links
     doc["responses"] = {str(status): answer for status in op.success}
     for status in sorted(op.errors):
         doc["responses"][str(status)] = {
             "$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"
         }
     return doc
+
+
+def _links(op: Operation) -> Doc:
+    """Links from an answer to every operation whose path ids it supplies."""
+    supplies = LINKS.get(op.endpoint, {})
+    return {
+        component_name(target.endpoint): {
+            "operationId": target.endpoint,
+            "parameters": {p: supplies[p] for p in target.path_params},
+        }
+        for target in OPERATIONS
+        if target.path_params and set(target.path_params) <= set(supplies)
+    }
 
 
 def _ref(name: str) -> Doc:
@@ -277,7 +285,7 @@ def _parameters() -> Doc:
             "name": "agent",
             "in": "query",
             "required": True,
-            "schema": {"$ref": SCHEMAS + "Name"},
+            "schema": {"type": "string", "minLength": 1},
         },
         "environment": {
             "name": "environment",
