@@ -102,18 +102,6 @@ class Receipt:
 
 
 @dataclass
-class PreparedRequest:
-    """A single-use ticket from preflight, bound to a state version, with a TTL (§3.3)."""
-
-    prepared_request_id: str
-    session_id: str
-    state_version: int
-    expires_at: str
-    expires_epoch: float
-    consumed: bool = False
-
-
-@dataclass
 class Counters:
     """The session counters of §2.1."""
 
@@ -197,6 +185,7 @@ class Plan:
     plan_id: str
     compiled_session: dict[str, JSON] | None = None
     compiled_hash: str | None = None
+    compiled: Any = None  # contracts.CompiledSession of an approved plan
     draft_id: str | None = None
     draft_version: int = 1
     approval_id: str | None = None
@@ -235,5 +224,5 @@ class Session:
     forbidden: set[str] = field(default_factory=set)
     pending: dict[str, PendingCall] = field(default_factory=dict)  # insertion = oldest first
     receipts: dict[str, Receipt] = field(default_factory=dict)  # by pending_call_id
-    prepared: dict[str, PreparedRequest] = field(default_factory=dict)
+    prepared: dict[str, Any] = field(default_factory=dict)  # cycle.Prepared by id
     preflight_answers: dict[str, tuple[JSON, JSON]] = field(default_factory=dict)

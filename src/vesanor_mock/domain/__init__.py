@@ -1,0 +1,1 @@
+"""Plain-Python domain: state, contracts, policy; no HTTP, YAML or schema libraries."""

@@ -1,0 +1,453 @@
+"""The governed cycle on one session: preflight, proposal and receipt (PROTOCOL.md §3.3–§3.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import parse_timestamp
+from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from . import policy
+from .contracts import resolve_path
+from .models import CommittedCall, PendingCall, Receipt, Session
+from .policy import PolicyView, Reason
+from .sessionops import (
+    Context,
+    add_label,
+    bump,
+    ensure_fence,
+    ensure_not_killed,
+    ensure_state_version,
+    ensure_writable,
+    kill,
+    stale,
+    touch,
+)
+from .views import phase_view, unresolved_ids
+
+# A scenario rule's forced block for one tool call (check 10 of §4.2), or None.
+ForceBlock = Callable[[str], Reason | None]
+
+PREPARED_KEPT_PER_SESSION = 256
+
+
+@dataclass
+class Prepared:
+    """A single-use ticket from preflight, bound to a state version, with a TTL (§3.3)."""
+
+    prepared_request_id: str
+    state_version: int
+    expires_at: str
+    consumed: bool = False
+    blocked: tuple[Reason, ...] = ()
+    narrowed: tuple[dict[str, str], ...] = ()
+
+
+def fails_closed(ctx: Context, session: Session) -> bool:
+    """Without any contract, staging and production block everything (§2.1)."""
+    return (
+        session.contract is None
+        and session.environment != "development"
+        and ctx.options.fail_closed_without_plan
+    )
+
+
+NO_PLAN = Reason("no_approved_plan", "No approved governance plan for this agent and environment")
+
+
+def preflight(
+    ctx: Context,
+    session: Session,
+    body: dict[str, Any],
+    extra_limits: Callable[[Session], list[Reason]] | None = None,
+) -> dict[str, Any]:
+    """Bind a prepared request to the current state version (§3.3)."""
+    key = body.get("idempotency_key")
+    if key is not None and key in session.preflight_answers:
+        first_body, answer = session.preflight_answers[key]
+        if first_body == body:
+            return dict(answer)
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "/idempotency_key", "already used with a different request body", "idempotency"
+                )
+            ]
+        )
+    ensure_writable(session)
+    ensure_fence(ctx, session, body["fence_token"])
+    ensure_state_version(session, body.get("expected_state_version"))
+    unresolved = unresolved_ids(session)
+    if unresolved and ctx.options.require_receipts_before_preflight:
+        raise Conflict(
+            f"{len(unresolved)} pending call(s) wait for a receipt",
+            code="PENDING_CALLS_UNRESOLVED",
+            details={"pending_call_ids": unresolved},
+        )
+    answer = _prepare(ctx, session, body, extra_limits)
+    if key is not None:
+        session.preflight_answers[key] = (body, answer)
+    return dict(answer)
+
+
+def _prepare(
+    ctx: Context,
+    session: Session,
+    body: dict[str, Any],
+    extra_limits: Callable[[Session], list[Reason]] | None,
+) -> dict[str, Any]:
+    view = PolicyView.of(session)
+    offered = (body.get("request") or {}).get("tools")
+    visible, narrowed = policy.narrow(session.contract, view, offered)
+    if fails_closed(ctx, session):
+        reasons = [NO_PLAN]
+    else:
+        reasons = policy.preflight_limits(session.contract, view, session.counters.steps)
+        if extra_limits is not None:
+            reasons += extra_limits(session)
+    if not reasons:
+        session.counters.steps += 1
+    prepared = Prepared(
+        prepared_request_id=ctx.ids.new("prep"),
+        state_version=session.state_version,
+        expires_at=ctx.later(ctx.options.prepared_ttl_s),
+        blocked=tuple(reasons),
+        narrowed=tuple(narrowed),
+    )
+    _remember(session, prepared)
+    touch(ctx, session)
+    return {
+        "prepared_request_id": prepared.prepared_request_id,
+        "state_version": session.state_version,
+        "expires_at": prepared.expires_at,
+        "decision": "block" if reasons else "allow",
+        "reasons": [r.to_dict() for r in reasons],
+        "visible_tools": visible,
+        "narrowed": narrowed,
+        "phase": phase_view(session),
+        "enforcement": session.enforcement,
+    }
+
+
+def _remember(session: Session, prepared: Prepared) -> None:
+    """Keep the newest prepared requests; the oldest are forgotten past a bound."""
+    session.prepared[prepared.prepared_request_id] = prepared
+    if len(session.prepared) > PREPARED_KEPT_PER_SESSION:
+        del session.prepared[next(iter(session.prepared))]
+
+
+def _take_prepared(ctx: Context, session: Session, prepared_id: str) -> Prepared:
+    prepared = session.prepared.get(prepared_id)
+    if not isinstance(prepared, Prepared):
+        raise NotFound(
+            f"no prepared request {prepared_id!r} for this session",
+            code="PREPARED_REQUEST_NOT_FOUND",
+            details={"prepared_request_id": prepared_id},
+        )
+    if prepared.consumed:
+        raise Conflict(
+            f"prepared request {prepared_id!r} was already used",
+            code="PREPARED_REQUEST_CONSUMED",
+            details={"prepared_request_id": prepared_id},
+        )
+    if ctx.clock.now() >= parse_timestamp(prepared.expires_at):
+        raise Conflict(
+            f"prepared request {prepared_id!r} expired at {prepared.expires_at}",
+            code="PREPARED_REQUEST_EXPIRED",
+            details={"prepared_request_id": prepared_id, "expires_at": prepared.expires_at},
+        )
+    if prepared.state_version != session.state_version:
+        raise stale(session)
+    return prepared
+
+
+def _check_unique_ids(tool_calls: list[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for index, call in enumerate(tool_calls):
+        if call["id"] in seen:
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        f"/response/tool_calls/{index}/id",
+                        f"duplicate tool call id {call['id']!r}",
+                        "uniqueItems",
+                    )
+                ]
+            )
+        seen.add(call["id"])
+
+
+def propose(
+    ctx: Context,
+    session: Session,
+    body: dict[str, Any],
+    force_block: ForceBlock | None = None,
+) -> dict[str, Any]:
+    """Judge a proposal's tool calls and register the allowed ones as pending (§3.4)."""
+    tool_calls: list[dict[str, Any]] = body["response"]["tool_calls"]
+    _check_unique_ids(tool_calls)
+    ensure_writable(session)
+    ensure_fence(ctx, session, body["fence_token"])
+    prepared = _take_prepared(ctx, session, body["prepared_request_id"])
+    prepared.consumed = True
+    cost = (body.get("usage") or {}).get("cost_usd")
+    if cost:
+        session.counters.cost_usd = round(session.counters.cost_usd + cost, 10)
+    decisions = {d["tool_call_id"]: d for d in body.get("checkpoint_decisions") or []}
+    for tool_call_id, decision in decisions.items():
+        add_label(
+            ctx,
+            session,
+            f"checkpoint:{tool_call_id}",
+            decision.get("approved"),
+            dict(decision),
+            system=True,
+        )
+    proposal_id = ctx.ids.new("prop")
+    calls = _judge_all(ctx, session, prepared, proposal_id, tool_calls, decisions, force_block)
+    enforced_blocks = any(call["enforced"] for call in calls)
+    verdicts = [call["decision"] for call in calls]
+    _count_blocks(ctx, session, enforced_blocks)
+    touch(ctx, session)
+    answer: dict[str, Any] = {
+        "proposal_id": proposal_id,
+        "decision": _overall(verdicts),
+        "calls": calls,
+        "state_version": session.state_version,
+        "phase": phase_view(session),
+    }
+    if session.enforcement in ("monitor", "advisory"):
+        answer["shadow_delta"] = _shadow_delta(session, prepared, calls)
+    return answer
+
+
+def _overall(verdicts: list[str]) -> str:
+    blocked = verdicts.count("block")
+    if blocked == 0:
+        return "allow"
+    return "block" if blocked == len(verdicts) else "partial"
+
+
+def _judge_all(
+    ctx: Context,
+    session: Session,
+    prepared: Prepared,
+    proposal_id: str,
+    tool_calls: list[dict[str, Any]],
+    decisions: dict[str, dict[str, Any]],
+    force_block: ForceBlock | None,
+) -> list[dict[str, Any]]:
+    """Judge every call in order; register pending calls for the whole proposal at once."""
+    view = PolicyView.of(session)
+    contract = session.contract
+    earlier: list[tuple[str, dict[str, Any]]] = []
+    calls: list[dict[str, Any]] = []
+    registered: list[PendingCall] = []
+    for call in tool_calls:
+        name, arguments, decision = call["name"], call["arguments"], decisions.get(call["id"])
+        if prepared.blocked:
+            reasons = list(prepared.blocked)
+        elif fails_closed(ctx, session):
+            reasons = [NO_PLAN]
+        else:
+            reasons = policy.judge_call(
+                contract, view, name, arguments, earlier=earlier, checkpoint_decision=decision
+            )
+        forced = force_block(name) if force_block is not None else None
+        if forced is not None:
+            reasons.append(forced)
+        enforced = bool(reasons) and (
+            session.enforcement == "protective" or any(r.code == NO_PLAN.code for r in reasons)
+        )
+        tool = contract.tools.get(name) if contract is not None else None
+        requirement = tool.commit_requirement if tool is not None else "none"
+        evidence = tool.evidence_class if tool is not None else "unverifiable"
+        pending_id = None
+        if not enforced:
+            pending = PendingCall(
+                pending_call_id=ctx.ids.new("pc"),
+                proposal_id=proposal_id,
+                tool_call_id=call["id"],
+                tool_name=name,
+                arguments=arguments,
+                commit_requirement=requirement,
+                evidence_class=evidence,
+                status="pending",
+                created_at=ctx.now(),
+            )
+            registered.append(pending)
+            pending_id = pending.pending_call_id
+            earlier.append((name, arguments))
+        entry: dict[str, Any] = {
+            "tool_call_id": call["id"],
+            "tool_name": name,
+            "decision": "block" if reasons else "allow",
+            "enforced": enforced,
+            "reasons": [r.to_dict() for r in reasons],
+            "pending_call_id": pending_id,
+            "commit_requirement": requirement,
+            "evidence_class": evidence,
+        }
+        checkpoint = policy.checkpoint_info(contract, name, decision) if contract else None
+        if checkpoint is not None:
+            entry["checkpoint"] = checkpoint
+        calls.append(entry)
+    for pending in registered:
+        session.pending[pending.pending_call_id] = pending
+    return calls
+
+
+def _count_blocks(ctx: Context, session: Session, enforced_blocks: bool) -> None:
+    """Consecutive enforced blocks feed the circuit breaker (§4.4)."""
+    counters = session.counters
+    counters.consecutive_blocks = counters.consecutive_blocks + 1 if enforced_blocks else 0
+    limit = session.contract.limits.breaker_consecutive_blocks if session.contract else None
+    if limit is not None and counters.consecutive_blocks >= limit:
+        kill(
+            ctx,
+            session,
+            f"{counters.consecutive_blocks} consecutive blocked proposals",
+            "circuit_breaker",
+        )
+
+
+def _shadow_delta(
+    session: Session, prepared: Prepared, calls: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What enforcement would have done, for monitor and advisory sessions."""
+    blocked = [
+        {
+            "tool_name": call["tool_name"],
+            "reason": call["reasons"][0]["code"],
+            "detail": call["reasons"][0]["detail"],
+        }
+        for call in calls
+        if call["decision"] == "block"
+    ]
+    phase = phase_view(session)
+    return {
+        "would_have_blocked": blocked,
+        "would_have_narrowed": [dict(n) for n in prepared.narrowed],
+        "current_phase": phase["current"],
+        "legal_next_phases": phase["legal_next"],
+    }
+
+
+def receipt(ctx: Context, session: Session, body: dict[str, Any]) -> dict[str, Any]:
+    """Record a tool's outcome and commit it when the evidence rule is met (§3.5)."""
+    ensure_not_killed(session)
+    ensure_fence(ctx, session, body["fence_token"])
+    pending_id = body["pending_call_id"]
+    pending = session.pending.get(pending_id)
+    if pending is None:
+        raise NotFound(
+            f"no pending call {pending_id!r} in this session",
+            code="PENDING_CALL_NOT_FOUND",
+            details={"pending_call_id": pending_id},
+        )
+    previous = session.receipts.get(pending_id)
+    if previous is not None:
+        if previous.request == body:
+            return dict(previous.answer)
+        raise Conflict(
+            f"pending call {pending_id!r} already has a different receipt",
+            code="RECEIPT_CONFLICT",
+            details={"pending_call_id": pending_id, "receipt_id": previous.receipt_id},
+        )
+    reason = _commit_reason(session, pending, body)
+    receipt_id = ctx.ids.new("rcpt")
+    pending.receipt_id = receipt_id
+    if reason == "committed":
+        _commit(ctx, session, pending, body.get("output"))
+    else:
+        pending.status = "uncommitted"
+        if body["outcome"] in ("error", "timeout"):
+            _count_error(ctx, session)
+    touch(ctx, session)
+    answer = {
+        "receipt_id": receipt_id,
+        "pending_call_id": pending_id,
+        "committed": reason == "committed",
+        "commit_reason": reason,
+        "state_version": session.state_version,
+        "phase": phase_view(session),
+        "pending_remaining": len(unresolved_ids(session)),
+        "session_status": session.status,
+    }
+    session.receipts[pending_id] = Receipt(receipt_id=receipt_id, request=body, answer=answer)
+    return dict(answer)
+
+
+def _commit_reason(session: Session, pending: PendingCall, body: dict[str, Any]) -> str:
+    outcome = body["outcome"]
+    if session.authority_state == "compromised":
+        return "session_compromised"
+    if outcome == "error":
+        return "outcome_error"
+    if outcome == "timeout":
+        return "outcome_timeout"
+    acknowledged = (body.get("evidence") or {}).get("acknowledged") is True
+    if pending.commit_requirement == "acknowledged" and not acknowledged:
+        return "not_acknowledged"
+    return "committed"
+
+
+def _commit(ctx: Context, session: Session, pending: PendingCall, output: Any) -> None:
+    """Apply one committed call to the authoritative state."""
+    pending.status = "committed"
+    counters = session.counters
+    counters.tool_calls += 1
+    counters.calls_per_tool[pending.tool_name] = (
+        counters.calls_per_tool.get(pending.tool_name, 0) + 1
+    )
+    counters.consecutive_errors = 0
+    session.committed.append(CommittedCall(pending.tool_name, pending.arguments, output))
+    contract = session.contract
+    if contract is not None and pending.tool_name in contract.tools:
+        phase, refused = policy.phase_after_commit(contract, session.phase, pending.tool_name)
+        if refused:
+            add_label(
+                ctx,
+                session,
+                "phase_transition_refused",
+                phase_target(contract, pending),
+                {"from": session.phase, "tool": pending.tool_name},
+                system=True,
+            )
+        session.phase = phase
+        session.forbidden.update(policy.forbids_after(contract, pending.tool_name))
+        session.bindings.update(_bindings(contract.tools[pending.tool_name].raw, output))
+    bump(ctx, session)
+
+
+def _bindings(tool_raw: dict[str, Any], output: Any) -> dict[str, Any]:
+    """A tool's `binds: {name: "$.path"}` taken from its committed output."""
+    binds = tool_raw.get("binds")
+    found: dict[str, Any] = {}
+    if isinstance(binds, dict):
+        for name, path in binds.items():
+            if isinstance(path, str):
+                exists, value = resolve_path(path, output)
+                if exists:
+                    found[str(name)] = value
+    return found
+
+
+def phase_target(contract: Any, pending: PendingCall) -> str | None:
+    """The phase a committed tool tried to advance to."""
+    tool = contract.tools.get(pending.tool_name)
+    return tool.advances_to if tool is not None else None
+
+
+def _count_error(ctx: Context, session: Session) -> None:
+    counters = session.counters
+    counters.consecutive_errors += 1
+    limit = session.contract.limits.breaker_consecutive_errors if session.contract else None
+    if limit is not None and counters.consecutive_errors >= limit:
+        kill(
+            ctx,
+            session,
+            f"{counters.consecutive_errors} consecutive tool errors",
+            "circuit_breaker",
+        )

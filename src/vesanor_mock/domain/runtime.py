@@ -1,0 +1,321 @@
+"""The in-memory Runtime API: one method per endpoint, one lock, plain dicts in and out."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..errors import Conflict, FieldError, Unprocessable, ValidationFailed
+from . import contracts, cycle
+from .cycle import ForceBlock
+from .models import Plan, Session, ToolFilter
+from .sessionops import (
+    Context,
+    add_label,
+    bump,
+    ensure_fence,
+    ensure_not_killed,
+    ensure_writable,
+    kill,
+    session_not_found,
+    touch,
+)
+from .views import pending_view, session_view, unresolved_ids
+
+Answer = dict[str, Any]
+
+
+class Runtime:
+    """Authoritative state for every tenant. Thread-safe: each operation holds one lock."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.lock = threading.RLock()
+        self.sessions: dict[tuple[str, str], Session] = {}
+        self.plans: dict[tuple[str, str, str], Plan] = {}
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def session(self, tenant: str, session_id: str) -> Session:
+        """The tenant's session, or 404 exactly as if it never existed."""
+        found = self.sessions.get((tenant, session_id))
+        if found is None:
+            raise session_not_found(session_id)
+        return found
+
+    def approved_plan(self, tenant: str, agent: str, environment: str) -> Plan | None:
+        """The tenant's approved plan for an agent and environment, if any."""
+        plan = self.plans.get((tenant, agent, environment))
+        return plan if plan is not None and plan.status == "approved" else None
+
+    # -- plans -----------------------------------------------------------------------------
+
+    def add_plan(
+        self,
+        tenant: str,
+        agent: str,
+        environment: str,
+        status: str,
+        compiled_session: dict[str, Any] | None,
+    ) -> Plan:
+        """Register a plan; an approved one is compiled now (a broken one raises)."""
+        with self.lock:
+            plan = Plan(
+                tenant=tenant,
+                agent=agent,
+                environment=environment,
+                status=status,
+                plan_id=self.ctx.ids.new("plan"),
+                compiled_session=compiled_session,
+                created_at=self.ctx.now(),
+            )
+            if status == "approved" and compiled_session is not None:
+                plan.compiled = contracts.compile_session(compiled_session)
+                plan.compiled_hash = plan.compiled.compiled_hash
+                plan.approval_id = self.ctx.ids.new("appr")
+            elif status == "draft":
+                plan.draft_id = f"draft_{plan.plan_id.removeprefix('plan_')}"
+            self.plans[(tenant, agent, environment)] = plan
+            return plan
+
+    def governance_plan(self, tenant: str, agent: str, environment: str) -> Answer:
+        """§3.17: the plan status of an agent in an environment."""
+        with self.lock:
+            plan = self.plans.get((tenant, agent, environment))
+            answer: Answer = {
+                "agent": agent,
+                "environment": environment,
+                "status": "no_plan",
+                "plan_id": None,
+                "draft": None,
+                "approved": None,
+            }
+            if plan is None:
+                return answer
+            if plan.status == "invalid":
+                raise Unprocessable(
+                    f"the approved plan for {agent!r} in {environment} has a broken artifact",
+                    code="APPROVED_ARTIFACT_INVALID",
+                    details={"plan_id": plan.plan_id, "agent": agent, "environment": environment},
+                )
+            answer["status"] = plan.status
+            answer["plan_id"] = plan.plan_id
+            if plan.status == "draft":
+                answer["draft"] = {
+                    "draft_id": plan.draft_id,
+                    "version": plan.draft_version,
+                    "updated_at": plan.created_at,
+                }
+            else:
+                answer["approved"] = {
+                    "approval_id": plan.approval_id,
+                    "approved_at": plan.created_at,
+                    "compiled_hash": plan.compiled_hash,
+                    "compiled_session": plan.compiled_session,
+                }
+            return answer
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def create_session(self, tenant: str, body: dict[str, Any]) -> tuple[int, Answer]:
+        """§3.1: create a session (201) or join an existing one with the same agent (200)."""
+        with self.lock:
+            session_id = body.get("session_id")
+            if session_id is not None and (tenant, session_id) in self.sessions:
+                return 200, self._join(self.sessions[(tenant, session_id)], body)
+            contract, source = self._resolve_contract(tenant, body)
+            session = self._new_session(tenant, body, contract, source)
+            self.sessions[(tenant, session.session_id)] = session
+            return 201, {"session": session_view(session), "lease": session.lease.to_dict()}
+
+    def _join(self, session: Session, body: dict[str, Any]) -> Answer:
+        if session.agent != body["agent"]:
+            raise Conflict(
+                f"session {session.session_id!r} exists with agent {session.agent!r}",
+                code="SESSION_EXISTS_MISMATCH",
+                details={"session_id": session.session_id, "agent": session.agent},
+            )
+        return {"session": session_view(session), "lease": session.lease.to_dict()}
+
+    def _resolve_contract(
+        self, tenant: str, body: dict[str, Any]
+    ) -> tuple[contracts.CompiledSession | None, str]:
+        """The session's contract: from the request, a plan by hash, or the approved plan."""
+        given = body.get("contract")
+        if given is not None and "compiled_session" in given:
+            return contracts.compile_session(given["compiled_session"]), "request"
+        if given is not None and "compiled_hash" in given:
+            wanted = given["compiled_hash"]
+            for candidate in self.plans.values():
+                if candidate.tenant == tenant and candidate.compiled_hash == wanted:
+                    return candidate.compiled, "plan"
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "/contract/compiled_hash", f"no plan of this tenant has {wanted}", "exists"
+                    )
+                ]
+            )
+        plan = self.approved_plan(tenant, body["agent"], body.get("environment", "development"))
+        if plan is not None and plan.compiled is not None:
+            return plan.compiled, "plan"
+        return None, "none"
+
+    def _new_session(
+        self,
+        tenant: str,
+        body: dict[str, Any],
+        contract: contracts.CompiledSession | None,
+        source: str,
+    ) -> Session:
+        ctx = self.ctx
+        environment = body.get("environment", "development")
+        mode = body.get("mode", "enforce")
+        now = ctx.now()
+        return Session(
+            tenant=tenant,
+            session_id=body.get("session_id") or ctx.ids.new("sess"),
+            agent=body["agent"],
+            environment=environment,
+            mode=mode,
+            enforcement=body.get("enforcement") or default_enforcement(mode, source, environment),
+            lease=ctx.new_lease(1, body.get("holder_id")),
+            contract=contract,
+            governance_source=source,
+            created_at=now,
+            updated_at=now,
+            phase=contract.initial_phase if contract is not None else "start",
+            metadata=dict(body.get("metadata") or {}),
+        )
+
+    def get_session(self, tenant: str, session_id: str, include_pending: bool = False) -> Answer:
+        """§3.2: load a session, optionally with its pending calls."""
+        with self.lock:
+            return {
+                "session": session_view(
+                    self.session(tenant, session_id), include_pending=include_pending
+                )
+            }
+
+    # -- the governed cycle ----------------------------------------------------------------
+
+    def preflight(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.3."""
+        with self.lock:
+            return cycle.preflight(self.ctx, self.session(tenant, session_id), body)
+
+    def propose(
+        self,
+        tenant: str,
+        session_id: str,
+        body: dict[str, Any],
+        force_block: ForceBlock | None = None,
+    ) -> Answer:
+        """§3.4."""
+        with self.lock:
+            return cycle.propose(self.ctx, self.session(tenant, session_id), body, force_block)
+
+    def receipt(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.5."""
+        with self.lock:
+            return cycle.receipt(self.ctx, self.session(tenant, session_id), body)
+
+    # -- controls --------------------------------------------------------------------------
+
+    def add_label(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.6: append a label; allowed on killed and compromised sessions."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            label = add_label(
+                self.ctx, session, body["key"], body.get("value"), dict(body.get("metadata") or {})
+            )
+            return {"label": label.to_dict()}
+
+    def set_tool_filter(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.7: replace the tool filter; `{}` clears it."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            ensure_writable(session)
+            ensure_fence(self.ctx, session, body.get("fence_token"))
+            allow = body.get("allow")
+            deny = list(body.get("deny") or [])
+            no_filter = allow is None and not deny
+            session.tool_filter = (
+                None if no_filter else ToolFilter(None if allow is None else list(allow), deny)
+            )
+            bump(self.ctx, session)
+            return {"session": session_view(session)}
+
+    def report_bypass(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.8: mark the session compromised; every report leaves a `bypass:<n>` label."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            ensure_not_killed(session)
+            session.bypass_reports += 1
+            if not session.bypass_detected:
+                session.bypass_detected = True
+                session.authority_state = "compromised"
+                bump(self.ctx, session)
+            add_label(
+                self.ctx, session, f"bypass:{session.bypass_reports}", None, dict(body), system=True
+            )
+            return {"session": session_view(session)}
+
+    def kill(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.9: kill once; later kills answer the session unchanged."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            kill(self.ctx, session, body.get("reason"), body.get("actor") or "api")
+            return {"session": session_view(session)}
+
+    def recover(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.10: rotate the lease and fence; state_version is unchanged."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            ensure_writable(session)
+            holder = body.get("holder_id") or session.lease.holder_id
+            session.lease = self.ctx.new_lease(session.lease.fence_token + 1, holder)
+            touch(self.ctx, session)
+            return {
+                "session": session_view(session),
+                "lease": session.lease.to_dict(),
+                "pending_calls": pending_view(session),
+                "unresolved": unresolved_ids(session),
+            }
+
+    # -- scenario effects (PROTOCOL.md §5) ------------------------------------------------
+
+    def scenario_kill(self, tenant: str, session_id: str, reason: str | None) -> None:
+        """Kill a session on a scenario rule's behalf (`actor: scenario`)."""
+        with self.lock:
+            kill(self.ctx, self.session(tenant, session_id), reason, "scenario")
+
+    def compromise(self, tenant: str, session_id: str) -> None:
+        """Mark a session compromised as a bypass report would, without a label."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            if session.status != "killed" and not session.bypass_detected:
+                session.bypass_detected = True
+                session.authority_state = "compromised"
+                bump(self.ctx, session)
+
+    def expire_lease(self, tenant: str, session_id: str) -> None:
+        """Make the session's lease expire now."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            session.lease.expires_at = self.ctx.now()
+            touch(self.ctx, session)
+
+    def require_session(self, tenant: str, session_id: str) -> None:
+        """Raise 404 unless the session exists for this tenant."""
+        with self.lock:
+            self.session(tenant, session_id)
+
+
+def default_enforcement(mode: str, source: str, environment: str) -> str:
+    """§2.1: enforcement when the create request does not name one."""
+    if mode in ("shadow", "log-only"):
+        return "monitor"
+    if source == "request":
+        return "protective"
+    return {"development": "monitor", "staging": "advisory"}.get(environment, "protective")

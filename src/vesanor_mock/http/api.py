@@ -1,0 +1,114 @@
+"""The /api/v1 operations: each is a path, a method and one runtime call (PROTOCOL.md §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..domain.runtime import Runtime
+
+Params = dict[str, str]
+Body = dict[str, Any]
+Result = tuple[int, dict[str, Any]]
+Call = Callable[[Runtime, str, Params, Params, Body], Result]
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint of the Runtime API."""
+
+    name: str
+    method: str
+    path: str
+    call: Call
+    query: tuple[str, ...] = ()
+
+    @property
+    def has_body(self) -> bool:
+        """POST operations take a JSON body."""
+        return self.method == "POST"
+
+
+def _ok(answer: dict[str, Any]) -> Result:
+    return 200, answer
+
+
+def _created(answer: dict[str, Any]) -> Result:
+    return 201, answer
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "create_session",
+        "POST",
+        "/replay/sessions",
+        lambda rt, t, p, q, b: rt.create_session(t, b),
+    ),
+    Operation(
+        "get_session",
+        "GET",
+        "/replay/sessions/{sid}",
+        lambda rt, t, p, q, b: _ok(rt.get_session(t, p["sid"], q.get("include") == "pending")),
+        query=("include",),
+    ),
+    Operation(
+        "preflight",
+        "POST",
+        "/replay/sessions/{sid}/preflight",
+        lambda rt, t, p, q, b: _ok(rt.preflight(t, p["sid"], b)),
+    ),
+    Operation(
+        "proposals",
+        "POST",
+        "/replay/sessions/{sid}/proposals",
+        lambda rt, t, p, q, b: _ok(rt.propose(t, p["sid"], b)),
+    ),
+    Operation(
+        "receipts",
+        "POST",
+        "/replay/sessions/{sid}/receipts",
+        lambda rt, t, p, q, b: _ok(rt.receipt(t, p["sid"], b)),
+    ),
+    Operation(
+        "labels",
+        "POST",
+        "/replay/sessions/{sid}/labels",
+        lambda rt, t, p, q, b: _created(rt.add_label(t, p["sid"], b)),
+    ),
+    Operation(
+        "tool_filter",
+        "POST",
+        "/replay/sessions/{sid}/tool-filter",
+        lambda rt, t, p, q, b: _ok(rt.set_tool_filter(t, p["sid"], b)),
+    ),
+    Operation(
+        "report_bypass",
+        "POST",
+        "/replay/sessions/{sid}/report-bypass",
+        lambda rt, t, p, q, b: _ok(rt.report_bypass(t, p["sid"], b)),
+    ),
+    Operation(
+        "kill",
+        "POST",
+        "/replay/sessions/{sid}/kill",
+        lambda rt, t, p, q, b: _ok(rt.kill(t, p["sid"], b)),
+    ),
+    Operation(
+        "recover",
+        "POST",
+        "/replay/sessions/{sid}/recover",
+        lambda rt, t, p, q, b: _ok(rt.recover(t, p["sid"], b)),
+    ),
+    Operation(
+        "governance_plan",
+        "GET",
+        "/governance/plan",
+        lambda rt, t, p, q, b: _ok(
+            rt.governance_plan(t, q["agent"], q.get("environment", "development"))
+        ),
+        query=("agent", "environment"),
+    ),
+)

@@ -1,0 +1,157 @@
+"""The request edge shared by every route: ids, auth, body reading, JSON, the error envelope."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import (
+    ApiError,
+    FieldError,
+    MalformedJson,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+JSON_TYPE = "application/json"
+
+
+def dumps(payload: Any) -> bytes:
+    """Compact, deterministic JSON bytes (UTF-8, non-ASCII kept)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def json_response(
+    status: int, payload: Any, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON answer carrying its X-Request-Id."""
+    all_headers = {"X-Request-Id": request_id}
+    if headers:
+        all_headers.update(headers)
+    return Response(dumps(payload), status_code=status, headers=all_headers, media_type=JSON_TYPE)
+
+
+def envelope(error: ApiError, request_id: str) -> dict[str, Any]:
+    """The error envelope of PROTOCOL.md §1.2."""
+    return {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+            "request_id": request_id,
+        }
+    }
+
+
+def error_response(error: ApiError, request_id: str) -> Response:
+    """Render an ApiError with its status and headers."""
+    return json_response(error.status, envelope(error, request_id), request_id, error.headers)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def unauthorized(message: str) -> Unauthorized:
+    """401 with the `WWW-Authenticate: Bearer` challenge."""
+    return Unauthorized(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_media_type(request: Request) -> None:
+    """415 unless the Content-Type is absent or application/json (parameters allowed)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != JSON_TYPE:
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {content_type!r}",
+            details={"content_type": content_type, "expected": JSON_TYPE},
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing (413) anything over `limit` bytes before parsing it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    """413 naming the limit."""
+    return PayloadTooLarge(
+        f"request body is larger than the {limit}-byte limit", details={"max_body_bytes": limit}
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a JSON body; an empty body is `{}`. Anything unparseable is 400 MALFORMED_JSON."""
+    if not raw.strip():
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(
+            f"request body is not UTF-8 (invalid byte at offset {exc.start})",
+            details={"offset": exc.start},
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            details={"line": exc.lineno, "column": exc.colno, "offset": exc.pos},
+        ) from None
+    except ValueError as exc:
+        raise MalformedJson(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson("request body is nested too deeply to parse") from None
+
+
+def require_object(body: Any) -> dict[str, Any]:
+    """422 unless the JSON body is an object."""
+    if not isinstance(body, dict):
+        raise ValidationFailed(
+            [FieldError("", f"expected a JSON object, got {json_type(body)}", "type")]
+        )
+    return body
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a Python value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
