@@ -186,10 +186,10 @@ def propose(
 ) -> dict[str, Any]:
     """Judge a proposal's tool calls and register the allowed ones as pending (§3.4)."""
     tool_calls: list[dict[str, Any]] = body["response"]["tool_calls"]
-    _check_unique_ids(tool_calls)
     ensure_writable(session)
     ensure_fence(ctx, session, body["fence_token"])
     prepared = _take_prepared(ctx, session, body["prepared_request_id"])
+    _check_unique_ids(tool_calls)
     prepared.consumed = True
     cost = (body.get("usage") or {}).get("cost_usd")
     if cost:
