@@ -1,0 +1,55 @@
+"""Packaging: the wheel carries the schemas and fixtures and finds them when installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from this checkout."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("vesanor_mock-*.whl"))
+
+
+def test_the_wheel_ships_every_schema_and_fixture(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for schema in (ROOT / "schemas").rglob("*.json"):
+        assert f"vesanor_mock/_data/schemas/{schema.relative_to(ROOT / 'schemas')}" in names
+    for fixture in (ROOT / "fixtures").rglob("*.yaml"):
+        assert f"vesanor_mock/_data/fixtures/{fixture.relative_to(ROOT / 'fixtures')}" in names
+
+
+def test_an_installed_wheel_finds_its_schemas_inside_the_package(
+    wheel: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "from vesanor_mock.schemas import SchemaRegistry, schemas_dir;"
+        "print(schemas_dir()); print(len(SchemaRegistry.load().names()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    where, count = result.stdout.split()
+    assert Path(where).is_relative_to(site)
+    assert where.endswith("_data/schemas") or where.endswith("_data\\schemas")
+    assert int(count) > 20
