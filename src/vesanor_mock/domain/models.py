@@ -1,4 +1,4 @@
-"""Plain dataclasses for the runtime's state: sessions, leases, pending calls, labels, plans."""
+"""Plain dataclasses for the runtime's state: sessions, leases, calls, labels, plans, workflows."""
 
 from __future__ import annotations
 
@@ -172,6 +172,86 @@ class WorkflowMembership:
             "parent_session_id": self.parent_session_id,
             "handoff_id": self.handoff_id,
         }
+
+
+@dataclass
+class WorkflowRole:
+    """A declared role of a workflow; its `session_contract` is kept as given (§3.12)."""
+
+    name: str
+    raw: dict[str, JSON]
+    compiled: Any = None  # contracts.CompiledSession of its session_contract, or None
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form: `name`, and `session_contract` when the role declared one."""
+        wire: dict[str, JSON] = {"name": self.name}
+        if "session_contract" in self.raw:
+            wire["session_contract"] = self.raw["session_contract"]
+        return wire
+
+
+@dataclass
+class Handoff:
+    """Work offered by one workflow role to another (§3.13–§3.15)."""
+
+    handoff_id: str
+    workflow_id: str
+    from_session_id: str
+    from_role: str
+    to_role: str
+    payload: dict[str, JSON]
+    resource_claims: list[str]
+    created_at: str
+    expires_at: str | None
+    updated_at: str
+    status: str = "offered"  # offered | accepted | completed | reclaimed
+    child_session_id: str | None = None
+    outcome: str | None = None
+    result: JSON = None
+    completion: tuple[dict[str, JSON], dict[str, JSON]] | None = None  # (request, answer)
+
+    @property
+    def is_open(self) -> bool:
+        """Offered or accepted: it still holds its resource claims."""
+        return self.status in ("offered", "accepted")
+
+    def to_dict(self) -> dict[str, JSON]:
+        """Wire form."""
+        return {
+            "handoff_id": self.handoff_id,
+            "workflow_id": self.workflow_id,
+            "from_session_id": self.from_session_id,
+            "from_role": self.from_role,
+            "to_role": self.to_role,
+            "status": self.status,
+            "payload": self.payload,
+            "resource_claims": list(self.resource_claims),
+            "child_session_id": self.child_session_id,
+            "outcome": self.outcome,
+            "result": self.result,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class Workflow:
+    """A tree of sessions in declared roles, with handoffs and a shared budget (§3.11)."""
+
+    tenant: str
+    workflow_id: str
+    name: str
+    roles: dict[str, WorkflowRole]
+    allowed_handoffs: list[tuple[str, str]]
+    max_cost_usd: float | None
+    max_sessions: int | None
+    root_session_id: str
+    created_at: str
+    members: list[str] = field(default_factory=list)  # session ids, in joining order
+    handoffs: dict[str, Handoff] = field(default_factory=dict)  # in offering order
+    status: str = "active"  # active | killed
+    killed: Killed | None = None
 
 
 @dataclass

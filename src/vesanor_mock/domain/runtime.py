@@ -6,9 +6,10 @@ import threading
 from typing import Any
 
 from ..errors import Conflict, FieldError, Unprocessable, ValidationFailed
-from . import contracts, cycle
+from . import contracts, cycle, handoffs, workflows
 from .cycle import ForceBlock
-from .models import Plan, Session, ToolFilter
+from .models import Plan, Session, ToolFilter, Workflow
+from .policy import Reason
 from .sessionops import (
     Context,
     add_label,
@@ -33,6 +34,7 @@ class Runtime:
         self.lock = threading.RLock()
         self.sessions: dict[tuple[str, str], Session] = {}
         self.plans: dict[tuple[str, str, str], Plan] = {}
+        self.workflows: workflows.Workflows = {}
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -123,24 +125,42 @@ class Runtime:
             session_id = body.get("session_id")
             if session_id is not None and (tenant, session_id) in self.sessions:
                 return 200, self._join(self.sessions[(tenant, session_id)], body)
-            contract, source = self._resolve_contract(tenant, body)
+            admission = workflows.check_admission(
+                self.ctx, self.workflows, tenant, body.get("workflow")
+            )
+            contract, source = self._resolve_contract(
+                tenant, body, workflows.role_contract(admission)
+            )
             session = self._new_session(tenant, body, contract, source)
+            if admission is not None:
+                workflows.admit(self.ctx, self.workflows, tenant, admission, session)
             self.sessions[(tenant, session.session_id)] = session
             return 201, {"session": session_view(session), "lease": session.lease.to_dict()}
 
     def _join(self, session: Session, body: dict[str, Any]) -> Answer:
-        if session.agent != body["agent"]:
+        if session.agent != body["agent"] or workflows.membership_differs(
+            session, body.get("workflow")
+        ):
+            place = session.workflow
+            where = f"role {place.role!r} of {place.workflow_id!r}" if place else "no workflow"
             raise Conflict(
-                f"session {session.session_id!r} exists with agent {session.agent!r}",
+                f"session {session.session_id!r} exists with agent {session.agent!r} in {where}",
                 code="SESSION_EXISTS_MISMATCH",
-                details={"session_id": session.session_id, "agent": session.agent},
+                details={
+                    "session_id": session.session_id,
+                    "agent": session.agent,
+                    "workflow": place.to_dict() if place else None,
+                },
             )
         return {"session": session_view(session), "lease": session.lease.to_dict()}
 
     def _resolve_contract(
-        self, tenant: str, body: dict[str, Any]
+        self,
+        tenant: str,
+        body: dict[str, Any],
+        role_contract: contracts.CompiledSession | None = None,
     ) -> tuple[contracts.CompiledSession | None, str]:
-        """The session's contract: from the request, a plan by hash, or the approved plan."""
+        """The contract: the request's, a plan by hash, the workflow role's, the approved plan."""
         given = body.get("contract")
         if given is not None and "compiled_session" in given:
             return contracts.compile_session(given["compiled_session"]), "request"
@@ -156,6 +176,8 @@ class Runtime:
                     )
                 ]
             )
+        if role_contract is not None:
+            return role_contract, "request"
         plan = self.approved_plan(tenant, body["agent"], body.get("environment", "development"))
         if plan is not None and plan.compiled is not None:
             return plan.compiled, "plan"
@@ -202,7 +224,8 @@ class Runtime:
     def preflight(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
         """§3.3."""
         with self.lock:
-            return cycle.preflight(self.ctx, self.session(tenant, session_id), body)
+            session = self.session(tenant, session_id)
+            return cycle.preflight(self.ctx, session, body, self._workflow_limits)
 
     def propose(
         self,
@@ -282,6 +305,63 @@ class Runtime:
                 "pending_calls": pending_view(session),
                 "unresolved": unresolved_ids(session),
             }
+
+    # -- workflows (PROTOCOL.md §3.11–§3.16) ------------------------------------------------
+
+    def workflow(self, tenant: str, workflow_id: str) -> Workflow:
+        """The tenant's workflow, or 404 exactly as if it never existed."""
+        return workflows.find_workflow(self.workflows, tenant, workflow_id)
+
+    def members(self, workflow: Workflow) -> list[Session]:
+        """A workflow's sessions, in the order they joined."""
+        return [self.sessions[(workflow.tenant, sid)] for sid in workflow.members]
+
+    def _workflow_limits(self, session: Session) -> list[Reason]:
+        """The workflow budget, checked at every member's preflight (§3.12)."""
+        place = session.workflow
+        if place is None:
+            return []
+        workflow = self.workflows[(session.tenant, place.workflow_id)]
+        return workflows.budget_reasons(workflow, self.members(workflow))
+
+    def get_workflow(self, tenant: str, workflow_id: str) -> Answer:
+        """§3.11: a workflow with its members, handoffs and budget."""
+        with self.lock:
+            workflow = self.workflow(tenant, workflow_id)
+            return {"workflow": workflows.workflow_view(workflow, self.members(workflow))}
+
+    def offer_handoff(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
+        """§3.13: offer work from a member session's role to another role."""
+        with self.lock:
+            session = self.session(tenant, session_id)
+            place = session.workflow
+            workflow = self.workflows.get((tenant, place.workflow_id)) if place else None
+            return handoffs.offer(self.ctx, session, workflow, body)
+
+    def complete_handoff(
+        self, tenant: str, workflow_id: str, handoff_id: str, body: dict[str, Any]
+    ) -> Answer:
+        """§3.14: complete an open handoff (a repeated completion answers the first)."""
+        with self.lock:
+            return handoffs.complete(self.ctx, self.workflow(tenant, workflow_id), handoff_id, body)
+
+    def reclaim_handoff(
+        self, tenant: str, workflow_id: str, handoff_id: str, body: dict[str, Any]
+    ) -> Answer:
+        """§3.15: take back an open handoff; a still-active child is killed."""
+        with self.lock:
+            workflow = self.workflow(tenant, workflow_id)
+            return handoffs.reclaim(
+                self.ctx, workflow, handoff_id, body, lambda sid: self.session(tenant, sid)
+            )
+
+    def kill_workflow(self, tenant: str, workflow_id: str, body: dict[str, Any]) -> Answer:
+        """§3.16: kill the workflow and every member; idempotent."""
+        with self.lock:
+            workflow = self.workflow(tenant, workflow_id)
+            members = self.members(workflow)
+            handoffs.kill_workflow(self.ctx, workflow, members, body.get("reason"))
+            return {"workflow": workflows.workflow_view(workflow, members)}
 
     # -- scenario effects (PROTOCOL.md §5) ------------------------------------------------
 
