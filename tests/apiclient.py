@@ -109,6 +109,28 @@ class Api:
         """GET /governance/plan."""
         return self.call("governance_plan", "GET", "/governance/plan", params=params)
 
+    def get_workflow(self, wid: str) -> requests.Response:
+        """GET /replay/workflows/{wid}."""
+        return self.call("get_workflow", "GET", f"/replay/workflows/{wid}")
+
+    def offer_handoff(self, sid: str, **body: Any) -> requests.Response:
+        """POST /replay/sessions/{sid}/handoffs."""
+        return self.post("offer_handoff", sid, "handoffs", body)
+
+    def complete_handoff(self, wid: str, hid: str, **body: Any) -> requests.Response:
+        """POST /replay/workflows/{wid}/handoffs/{hid}/complete."""
+        path = f"/replay/workflows/{wid}/handoffs/{hid}/complete"
+        return self.call("complete_handoff", "POST", path, body)
+
+    def reclaim_handoff(self, wid: str, hid: str, **body: Any) -> requests.Response:
+        """POST /replay/workflows/{wid}/handoffs/{hid}/reclaim."""
+        path = f"/replay/workflows/{wid}/handoffs/{hid}/reclaim"
+        return self.call("reclaim_handoff", "POST", path, body)
+
+    def kill_workflow(self, wid: str, **body: Any) -> requests.Response:
+        """POST /replay/workflows/{wid}/kill."""
+        return self.call("kill_workflow", "POST", f"/replay/workflows/{wid}/kill", body)
+
 
 def check_answer(registry: SchemaRegistry, endpoint: str, response: requests.Response) -> None:
     """Raise ContractViolation unless the answer is what the contract says it must be."""

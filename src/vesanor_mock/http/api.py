@@ -103,6 +103,36 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda rt, t, p, q, b: _ok(rt.recover(t, p["sid"], b)),
     ),
     Operation(
+        "get_workflow",
+        "GET",
+        "/replay/workflows/{wid}",
+        lambda rt, t, p, q, b: _ok(rt.get_workflow(t, p["wid"])),
+    ),
+    Operation(
+        "offer_handoff",
+        "POST",
+        "/replay/sessions/{sid}/handoffs",
+        lambda rt, t, p, q, b: _created(rt.offer_handoff(t, p["sid"], b)),
+    ),
+    Operation(
+        "complete_handoff",
+        "POST",
+        "/replay/workflows/{wid}/handoffs/{hid}/complete",
+        lambda rt, t, p, q, b: _ok(rt.complete_handoff(t, p["wid"], p["hid"], b)),
+    ),
+    Operation(
+        "reclaim_handoff",
+        "POST",
+        "/replay/workflows/{wid}/handoffs/{hid}/reclaim",
+        lambda rt, t, p, q, b: _ok(rt.reclaim_handoff(t, p["wid"], p["hid"], b)),
+    ),
+    Operation(
+        "kill_workflow",
+        "POST",
+        "/replay/workflows/{wid}/kill",
+        lambda rt, t, p, q, b: _ok(rt.kill_workflow(t, p["wid"], b)),
+    ),
+    Operation(
         "governance_plan",
         "GET",
         "/governance/plan",
