@@ -169,6 +169,13 @@ def test_a_client_chosen_workflow_id_is_used_and_a_second_root_with_it_is_workfl
     assert len(workflow_of(api, wid)["sessions"]) == 1
 
 
+def test_loading_a_workflow_refuses_unknown_query_parameters(api: Api) -> None:
+    _, _, wid = root(api)
+    response = api.call("get_workflow", "GET", f"/replay/workflows/{wid}", params={"x": "1"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["errors"][0]["path"] == "/x"
+
+
 def test_a_root_in_a_role_the_workflow_does_not_declare_is_unknown_role_and_creates_nothing(
     api: Api,
 ) -> None:

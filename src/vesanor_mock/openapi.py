@@ -113,7 +113,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "workflows",
         success=(201,),
     ),
-    Operation("get_workflow", "get", WORKFLOW, "Load a workflow", "workflows", errors=(401, 404)),
+    Operation(
+        "get_workflow", "get", WORKFLOW, "Load a workflow", "workflows", errors=(401, 404, 422)
+    ),
     Operation("complete_handoff", "post", HANDOFF + "/complete", "Complete a handoff", "workflows"),
     Operation("reclaim_handoff", "post", HANDOFF + "/reclaim", "Reclaim a handoff", "workflows"),
     Operation(
