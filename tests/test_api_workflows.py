@@ -796,16 +796,20 @@ def test_an_orchestrator_researcher_writer_workflow_runs_end_to_end_and_dies_wit
     killed = api.kill_workflow(wid, reason="report shipped").json()["workflow"]
     assert killed["status"] == "killed"
     for sid, fence in ((orch, o_fence), (researcher, r_fence), (writer, w_fence)):
-        writes = (
-            api.preflight(sid, fence_token=fence),
-            api.propose(
-                sid, prepared_request_id="prep_x", fence_token=fence, response={"tool_calls": []}
-            ),
-            api.receipt(sid, pending_call_id="pc_x", fence_token=fence, outcome="success"),
-            api.tool_filter(sid, deny=["x"]),
-            api.recover(sid),
-            api.offer_handoff(sid, to_role="writer", fence_token=fence),
-        )
-        assert [error_code(r) for r in writes] == ["SESSION_KILLED"] * len(writes)
-        session = api.get_session(sid).json()["session"]
-        assert session["killed"]["actor"] == "workflow"
+        assert_refuses_every_write(api, sid, fence)
+        assert api.get_session(sid).json()["session"]["killed"]["actor"] == "workflow"
+
+
+def assert_refuses_every_write(api: Api, sid: str, fence: int) -> None:
+    """Every write but labels and kill answers 409 SESSION_KILLED."""
+    writes = (
+        api.preflight(sid, fence_token=fence),
+        api.propose(
+            sid, prepared_request_id="prep_x", fence_token=fence, response={"tool_calls": []}
+        ),
+        api.receipt(sid, pending_call_id="pc_x", fence_token=fence, outcome="success"),
+        api.tool_filter(sid, deny=["x"]),
+        api.recover(sid),
+        api.offer_handoff(sid, to_role="writer", fence_token=fence),
+    )
+    assert [error_code(r) for r in writes] == ["SESSION_KILLED"] * len(writes)

@@ -37,16 +37,7 @@ def offer(
         )
     ensure_active(workflow)
     to_role = body["to_role"]
-    if (membership.role, to_role) not in workflow.allowed_handoffs:
-        raise Unprocessable(
-            f"the workflow declares no handoff from {membership.role!r} to {to_role!r}",
-            code="HANDOFF_NOT_ALLOWED",
-            details={
-                "from_role": membership.role,
-                "to_role": to_role,
-                "allowed_to": [t for f, t in workflow.allowed_handoffs if f == membership.role],
-            },
-        )
+    _ensure_route(workflow, membership.role, to_role)
     claims = list(body.get("resource_claims") or [])
     _ensure_unclaimed(workflow, claims)
     now = ctx.now()
@@ -65,6 +56,20 @@ def offer(
     )
     workflow.handoffs[handoff.handoff_id] = handoff
     return {"handoff": handoff.to_dict()}
+
+
+def _ensure_route(workflow: Workflow, from_role: str, to_role: str) -> None:
+    """422 HANDOFF_NOT_ALLOWED unless the workflow declares `from_role -> to_role`."""
+    if (from_role, to_role) not in workflow.allowed_handoffs:
+        raise Unprocessable(
+            f"the workflow declares no handoff from {from_role!r} to {to_role!r}",
+            code="HANDOFF_NOT_ALLOWED",
+            details={
+                "from_role": from_role,
+                "to_role": to_role,
+                "allowed_to": [t for f, t in workflow.allowed_handoffs if f == from_role],
+            },
+        )
 
 
 def _ensure_unclaimed(workflow: Workflow, claims: list[str]) -> None:
