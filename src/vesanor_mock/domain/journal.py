@@ -1,0 +1,142 @@
+"""The journal: a bounded record of the requests a world answered (PROTOCOL.md §6).
+
+One entry per `/api/v1` request, oldest first, at most `limit` entries (older ones fall
+off, so a long run holds memory flat). Bodies are the parsed objects the request pipeline
+already holds, stored by reference, never copied or re-serialised; nothing from the
+headers is kept, so an API key never reaches the journal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_LIMIT = 10_000
+OUTCOMES = ("handled", "raw", "dropped", "refused")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One request: what came in, what went out, and which rules fired."""
+
+    seq: int
+    at: str
+    request_id: str
+    method: str
+    path: str
+    endpoint: str | None
+    session_id: str | None
+    status: int | None
+    outcome: str
+    rules_fired: tuple[str, ...]
+    request_body: Any
+    response_body: Any
+    duration_ms: float
+    tools: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form of §6 (`tools` is internal: verify uses it)."""
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "endpoint": self.endpoint,
+            "session_id": self.session_id,
+            "status": self.status,
+            "outcome": self.outcome,
+            "rules_fired": list(self.rules_fired),
+            "request_body": self.request_body,
+            "response_body": self.response_body,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class Draft:
+    """An entry being filled in while its request runs."""
+
+    at: str
+    request_id: str
+    method: str
+    path: str
+    endpoint: str | None = None
+    session_id: str | None = None
+    status: int | None = None
+    outcome: str = "refused"
+    rules_fired: tuple[str, ...] = ()
+    request_body: Any = None
+    response_body: Any = None
+    tools: tuple[str, ...] = ()
+
+
+class Journal:
+    """A bounded, thread-safe deque of entries with increasing `seq` numbers."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError("journal_limit must be at least 1")
+        self._entries: deque[Entry] = deque(maxlen=limit)
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    @property
+    def limit(self) -> int:
+        """The most entries kept."""
+        return self._entries.maxlen or 0
+
+    @property
+    def total(self) -> int:
+        """How many entries were ever recorded (including those that fell off)."""
+        return self._seq
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(self, draft: Draft, duration_ms: float) -> Entry:
+        """Append a finished request; answer its entry."""
+        if draft.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {draft.outcome!r}")
+        with self._lock:
+            self._seq += 1
+            entry = Entry(
+                seq=self._seq,
+                at=draft.at,
+                request_id=draft.request_id,
+                method=draft.method,
+                path=draft.path,
+                endpoint=draft.endpoint,
+                session_id=draft.session_id,
+                status=draft.status,
+                outcome=draft.outcome,
+                rules_fired=draft.rules_fired,
+                request_body=draft.request_body,
+                response_body=draft.response_body,
+                duration_ms=round(duration_ms, 3),
+                tools=draft.tools,
+            )
+            self._entries.append(entry)
+            return entry
+
+    def entries(
+        self,
+        *,
+        endpoint: str | None = None,
+        session_id: str | None = None,
+        status: int | None = None,
+        since: int | None = None,
+    ) -> list[Entry]:
+        """The entries kept, oldest first, filtered (`since`: seq strictly greater)."""
+        with self._lock:
+            kept = list(self._entries)
+        return [
+            e
+            for e in kept
+            if (endpoint is None or e.endpoint == endpoint)
+            and (session_id is None or e.session_id == session_id)
+            and (status is None or e.status == status)
+            and (since is None or e.seq > since)
+        ]
