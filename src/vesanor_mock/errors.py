@@ -156,16 +156,21 @@ class InternalError(ApiError):
 
 @dataclass
 class ScenarioIssue:
-    """One problem in a scenario file, located by line and column (1-based)."""
+    """One problem in a scenario file, located by line and column (1-based).
+
+    `file` names another file the scenario reads (a contracts folder's), when not the
+    scenario file itself.
+    """
 
     message: str
     line: int | None = None
     column: int | None = None
     path: str = ""
+    file: str | None = None
 
     def render(self, filename: str) -> str:
-        """`file:line:col: message` (line and column omitted when unknown)."""
-        where = filename
+        """`file:line:col: message (at /pointer)` (line and column omitted when unknown)."""
+        where = self.file or filename
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:

@@ -268,19 +268,23 @@ def build_rule(data: Mapping[str, Any], position: int) -> Rule:
             agent=when.get("agent"),
             tool=when.get("tool"),
             tenant=when.get("tenant"),
-            nth=None if nth is None else frozenset([nth] if isinstance(nth, int) else nth),
-            after=when.get("after", 0),
-            times=when.get("times"),
+            nth=None if nth is None else frozenset(int(n) for n in _as_list(nth)),
+            after=int(when.get("after", 0)),
+            times=None if when.get("times") is None else int(when["times"]),
         ),
         then=_effects(data["then"], ident),
     )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _respond(data: Mapping[str, Any] | None) -> Respond | None:
     if data is None:
         return None
     headers = tuple((str(k), str(v)) for k, v in (data.get("headers") or {}).items())
-    return Respond(data["status"], data.get("body"), "body" in data, headers)
+    return Respond(int(data["status"]), data.get("body"), "body" in data, headers)
 
 
 def _effects(then: Mapping[str, Any], ident: str) -> Effects:

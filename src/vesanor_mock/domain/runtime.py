@@ -59,8 +59,9 @@ class Runtime:
         environment: str,
         status: str,
         compiled_session: dict[str, Any] | None,
+        compiled: contracts.CompiledSession | None = None,
     ) -> Plan:
-        """Register a plan; an approved one is compiled now (a broken one raises)."""
+        """Register a plan; an approved one is compiled now unless `compiled` is given."""
         with self.lock:
             plan = Plan(
                 tenant=tenant,
@@ -72,7 +73,11 @@ class Runtime:
                 created_at=self.ctx.now(),
             )
             if status == "approved" and compiled_session is not None:
-                plan.compiled = contracts.compile_session(compiled_session)
+                plan.compiled = (
+                    compiled
+                    if compiled is not None
+                    else contracts.compile_session(compiled_session)
+                )
                 plan.compiled_hash = plan.compiled.compiled_hash
                 plan.approval_id = self.ctx.ids.new("appr")
             elif status == "draft":
@@ -209,6 +214,19 @@ class Runtime:
             phase=contract.initial_phase if contract is not None else "start",
             metadata=dict(body.get("metadata") or {}),
         )
+
+    def seed_session(
+        self,
+        tenant: str,
+        body: dict[str, Any],
+        contract: contracts.CompiledSession | None,
+        source: str,
+    ) -> Session:
+        """Create a scenario's pre-seeded session from create fields and a compiled contract."""
+        with self.lock:
+            session = self._new_session(tenant, body, contract, source)
+            self.sessions[(tenant, session.session_id)] = session
+            return session
 
     def get_session(self, tenant: str, session_id: str, include_pending: bool = False) -> Answer:
         """§3.2: load a session, optionally with its pending calls."""
