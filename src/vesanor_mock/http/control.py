@@ -1,0 +1,259 @@
+"""The control API under /_mock (PROTOCOL.md §6): health, reset, scenario, state, journal,
+verify, clock and run-time rules; plus GET /openapi.json.
+
+Every answer is JSON with an `X-Request-Id` from the control counter (`req_ctl_…`), so
+control calls never shift the ids or journals of the API. With `Settings.control_token`
+set, every /_mock route needs `Authorization: Bearer <control token>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..domain.expect import verify
+from ..errors import (
+    ApiError,
+    FieldError,
+    InternalError,
+    ScenarioError,
+    Unprocessable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from ..openapi import build_openapi
+from ..scenario_spec import build_expectations, build_rules
+from ..scenarios import MAX_BYTES
+from .edge import (
+    JSON_TYPE,
+    bearer_token,
+    check_media_type,
+    error_response,
+    json_response,
+    parse_json,
+    read_body,
+    require_object,
+    unauthorized,
+)
+from .views import journal_query, state_view
+
+if TYPE_CHECKING:
+    from .app import MockService
+
+log = logging.getLogger("vesanor_mock")
+CONTROL_PREFIX = "/_mock"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+POSTED_SCENARIO = "<POST /_mock/scenario>"
+
+Result = tuple[int, Any]
+Handler = Callable[["MockService", Request], Awaitable[Result]]
+
+
+def control_routes(service: MockService) -> list[Route]:
+    """Every /_mock route, and /openapi.json."""
+    table: list[tuple[str, str, Handler]] = [
+        ("GET", "/health", health),
+        ("POST", "/reset", reset),
+        ("POST", "/scenario", scenario),
+        ("GET", "/state", state),
+        ("GET", "/journal", journal),
+        ("POST", "/verify", verify_run),
+        ("GET", "/clock", clock),
+        ("POST", "/clock/advance", clock_advance),
+        ("POST", "/rules", add_rules),
+        ("DELETE", "/rules", delete_rules),
+    ]
+    routes = [
+        Route(CONTROL_PREFIX + path, _endpoint(service, handler, guarded=True), methods=[method])
+        for method, path, handler in table
+    ]
+    routes.append(Route("/openapi.json", _endpoint(service, openapi, guarded=False)))
+    return routes
+
+
+def _endpoint(
+    service: MockService, handler: Handler, guarded: bool
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        request_id = service.control_request_id()
+        try:
+            if guarded:
+                _check_token(service.settings.control_token, request)
+            status, payload = await handler(service, request)
+            return json_response(status, payload, request_id)
+        except ApiError as error:
+            return error_response(error, request_id)
+        except Exception:  # a bug in the mock: answer the envelope and make the test fail
+            text = traceback.format_exc()
+            service.record_server_error(text)
+            log.error("internal error on %s %s\n%s", request.method, request.url.path, text)
+            return error_response(InternalError("internal error in vesanor-mock"), request_id)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _check_token(expected: str | None, request: Request) -> None:
+    """401 unless the control token is unset or given as a bearer token."""
+    if expected is None:
+        return
+    given = bearer_token(request)
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise unauthorized("the control API needs Authorization: Bearer <control token>")
+
+
+async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any] | None:
+    """A JSON object body (None when empty and `optional`)."""
+    check_media_type(request)
+    raw = await read_body(request, MAX_BYTES)
+    if optional and not raw.strip():
+        return None
+    return require_object(parse_json(raw))
+
+
+def _validated(service: MockService, schema: str, body: Any) -> None:
+    errors = service.registry.validate(schema, body)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _problems(prefix: str, problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise ValidationFailed(
+            [FieldError(prefix + path, msg, "semantic") for path, msg in problems]
+        )
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+
+async def health(service: MockService, request: Request) -> Result:
+    """GET /_mock/health."""
+    name = service.scenario.name if service.scenario else None
+    return 200, {"status": "ok", "scenario": name}
+
+
+async def reset(service: MockService, request: Request) -> Result:
+    """POST /_mock/reset: back to the loaded scenario's initial state."""
+    service.reset()
+    name = service.scenario.name if service.scenario else None
+    return 200, {"ok": True, "scenario": name, "clock": service.world.clock.snapshot()}
+
+
+async def scenario(service: MockService, request: Request) -> Result:
+    """POST /_mock/scenario: load a YAML or JSON scenario, replacing all state (or nothing)."""
+    content_type = request.headers.get("content-type")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media and media not in (*YAML_TYPES, JSON_TYPE):
+        raise UnsupportedMediaType(
+            f"expected a YAML or JSON body, got Content-Type {content_type!r}",
+            details={"content_type": content_type, "expected": [*YAML_TYPES, JSON_TYPE]},
+        )
+    raw = await read_body(request, MAX_BYTES)
+    try:
+        loaded = service.load_text(raw, POSTED_SCENARIO)
+    except ScenarioError as error:
+        raise _invalid(error) from None
+    spec = loaded.spec
+    return 200, {
+        "ok": True,
+        "scenario": loaded.name,
+        "description": loaded.description,
+        "tenants": spec.tenants,
+        "plans": len(spec.plans),
+        "sessions": len(spec.sessions),
+        "rules": len(spec.rules),
+        "expect": len(spec.expect),
+    }
+
+
+def _invalid(error: ScenarioError) -> Unprocessable:
+    """422 SCENARIO_INVALID with every issue, located."""
+    issues = [
+        {
+            "file": issue.file or error.filename,
+            "line": issue.line,
+            "column": issue.column,
+            "path": issue.path,
+            "message": issue.message,
+        }
+        for issue in error.issues
+    ]
+    return Unprocessable(error.render(), code="SCENARIO_INVALID", details={"issues": issues})
+
+
+async def state(service: MockService, request: Request) -> Result:
+    """GET /_mock/state: everything the world holds."""
+    return 200, state_view(service.world, service.scenario)
+
+
+async def journal(service: MockService, request: Request) -> Result:
+    """GET /_mock/journal?endpoint=&session_id=&status=&since=."""
+    filters = journal_query(dict(request.query_params))
+    entries = service.world.journal.entries(**filters)
+    return 200, {"entries": [entry.to_dict() for entry in entries]}
+
+
+async def verify_run(service: MockService, request: Request) -> Result:
+    """POST /_mock/verify: the scenario's expectations, or the body's, against the journal."""
+    body = await _json_body(request, optional=True)
+    expectations = list(service.spec.expect)
+    if body is not None:
+        _validated(service, "control/verify_request", body)
+        expectations, problems = build_expectations(body["expect"])
+        _problems("/expect", problems)
+    failures = verify(expectations, service.world.journal.entries())
+    return 200, {"ok": not failures, "checked": len(expectations), "failures": failures}
+
+
+async def clock(service: MockService, request: Request) -> Result:
+    """GET /_mock/clock."""
+    return 200, service.world.clock.snapshot()
+
+
+async def clock_advance(service: MockService, request: Request) -> Result:
+    """POST /_mock/clock/advance {"seconds"}."""
+    body = await _json_body(request)
+    _validated(service, "control/clock_advance_request", body)
+    assert body is not None
+    service.world.clock.advance(float(body["seconds"]))
+    return 200, service.world.clock.snapshot()
+
+
+async def add_rules(service: MockService, request: Request) -> Result:
+    """POST /_mock/rules {"rules": [...]}: checked like a scenario's, added after them."""
+    body = await _json_body(request)
+    _validated(service, "control/rules_request", body)
+    assert body is not None
+    world = service.world
+    present = world.rules.rules
+    rules, problems = build_rules(
+        body["rules"], world.spec.tenants, [r.id for r in present], offset=len(present)
+    )
+    _problems("/rules", problems)
+    world.rules.add(rules)
+    return 200, {"rules": _rule_list(service)}
+
+
+async def delete_rules(service: MockService, request: Request) -> Result:
+    """DELETE /_mock/rules: remove the rules added at run time."""
+    removed = service.world.rules.clear_added()
+    return 200, {"rules": _rule_list(service), "removed": removed}
+
+
+def _rule_list(service: MockService) -> list[dict[str, str]]:
+    return [
+        {"id": rule.id, "source": source} for rule, source, _, _ in service.world.rules.counts()
+    ]
+
+
+async def openapi(service: MockService, request: Request) -> Result:
+    """GET /openapi.json: the OpenAPI 3.1 document of /api/v1, built from the schemas."""
+    return 200, build_openapi(service.registry)

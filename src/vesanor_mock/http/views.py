@@ -1,0 +1,95 @@
+"""What the control API shows of a world: its state, and the journal's query filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain.views import session_view
+from ..domain.world import World
+from ..errors import FieldError, ValidationFailed
+from ..scenarios import Scenario
+from ..schemas import ENDPOINTS
+
+JOURNAL_FILTERS = ("endpoint", "session_id", "status", "since")
+
+
+def mask_key(key: str) -> str:
+    """An API key shown without giving it away: `vsk_te…ault`."""
+    if len(key) <= 8:
+        return key[:2] + "…"
+    return f"{key[:6]}…{key[-4:]}"
+
+
+def state_view(world: World, scenario: Scenario | None) -> dict[str, Any]:
+    """GET /_mock/state: the scenario, clock, tenants, sessions, workflows, plans, rules."""
+    spec, runtime = world.spec, world.runtime
+    tenants: dict[str, list[str]] = {name: [] for name in spec.tenants}
+    for key, tenant in spec.api_keys.items():
+        tenants[tenant].append(mask_key(key))
+    with runtime.lock:
+        sessions = [
+            {"tenant": tenant, "session": session_view(session, include_pending=True)}
+            for (tenant, _), session in runtime.sessions.items()
+        ]
+        workflows = [
+            {"tenant": tenant, "workflow": runtime.get_workflow(tenant, wid)["workflow"]}
+            for tenant, wid in runtime.workflows
+        ]
+        plans = [
+            {
+                "tenant": plan.tenant,
+                "agent": plan.agent,
+                "environment": plan.environment,
+                "status": plan.status,
+                "plan_id": plan.plan_id,
+                "compiled_hash": plan.compiled_hash,
+            }
+            for plan in runtime.plans.values()
+        ]
+    return {
+        "scenario": {
+            "name": spec.name,
+            "description": spec.description,
+            "source": scenario.source if scenario else None,
+        },
+        "clock": world.clock.snapshot(),
+        "tenants": [{"name": name, "api_keys": keys} for name, keys in tenants.items()],
+        "sessions": sessions,
+        "workflows": workflows,
+        "plans": plans,
+        "rules": [
+            {"id": rule.id, "source": source, "matched": matched, "fired": fired}
+            for rule, source, matched, fired in world.rules.counts()
+        ],
+        "journal": {
+            "entries": len(world.journal),
+            "limit": world.journal.limit,
+            "total": world.journal.total,
+        },
+    }
+
+
+def journal_query(query: dict[str, str]) -> dict[str, Any]:
+    """The journal's filters from a query string; 422 for an unknown or ill-typed one."""
+    errors = [
+        FieldError(f"/{name}", f"unknown query parameter {name!r}", "additionalProperties")
+        for name in query
+        if name not in JOURNAL_FILTERS
+    ]
+    filters: dict[str, Any] = {}
+    if "endpoint" in query:
+        if query["endpoint"] not in ENDPOINTS:
+            errors.append(FieldError("/endpoint", "expected an endpoint name", "enum"))
+        filters["endpoint"] = query["endpoint"]
+    if "session_id" in query:
+        filters["session_id"] = query["session_id"]
+    for name in ("status", "since"):
+        if name in query:
+            value = query[name]
+            if not value.isdigit():
+                errors.append(FieldError(f"/{name}", "expected a non-negative integer", "type"))
+            else:
+                filters[name] = int(value)
+    if errors:
+        raise ValidationFailed(errors)
+    return filters
