@@ -10,6 +10,7 @@ from vesanor_mock.schemas import SchemaRegistry
 from vesanor_mock.server import MockServer
 
 from .apiclient import Api
+from .fuzztally import TALLY
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,13 @@ def api(server: MockServer, registry: SchemaRegistry) -> Iterator[Api]:
     server.service.reset()
     yield Api(server.url, registry)
     server.check()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Print what the Schemathesis run checked (operations, examples, stateful steps)."""
+    tally = config.stash.get(TALLY, None)
+    if tally is not None:
+        for line in tally.summary():
+            terminalreporter.write_line(line)

@@ -53,6 +53,8 @@ class Operation:
     success: tuple[int, ...] = (200,)
     errors: tuple[int, ...] = (401, 404, 409, *BODY_ERRORS)
     query: tuple[str, ...] = ()
+    semantic: tuple[str, ...] = ()
+    """422 codes a request can get although its body and query pass their schemas."""
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -73,6 +75,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create (or join) a session",
         "sessions",
         success=(201, 200),
+        semantic=("COMPILE_ERROR", "UNKNOWN_ROLE", "VALIDATION_FAILED"),
     ),
     Operation(
         "get_session",
@@ -83,9 +86,21 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(401, 404, 422),
         query=("include",),
     ),
-    Operation("preflight", "post", SESSION + "/preflight", "Preflight a model call", "enforcement"),
     Operation(
-        "proposals", "post", SESSION + "/proposals", "Judge proposed tool calls", "enforcement"
+        "preflight",
+        "post",
+        SESSION + "/preflight",
+        "Preflight a model call",
+        "enforcement",
+        semantic=("VALIDATION_FAILED",),
+    ),
+    Operation(
+        "proposals",
+        "post",
+        SESSION + "/proposals",
+        "Judge proposed tool calls",
+        "enforcement",
+        semantic=("VALIDATION_FAILED",),
     ),
     Operation(
         "receipts", "post", SESSION + "/receipts", "Report a tool call's outcome", "enforcement"
@@ -112,6 +127,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Offer a handoff",
         "workflows",
         success=(201,),
+        semantic=("HANDOFF_NOT_ALLOWED",),
     ),
     Operation(
         "get_workflow", "get", WORKFLOW, "Load a workflow", "workflows", errors=(401, 404, 422)
@@ -134,6 +150,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "governance",
         errors=(401, 422),
         query=("agent", "environment"),
+        semantic=("APPROVED_ARTIFACT_INVALID",),
     ),
 )
 """Every operation of PROTOCOL.md §3, in the order the protocol lists them."""
@@ -200,7 +217,23 @@ def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
         doc["responses"][str(status)] = {
             "$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"
         }
+    if op.semantic:
+        doc["responses"]["422"] = _semantic_422(op)
     return doc
+
+
+def _semantic_422(op: Operation) -> Doc:
+    """The 422 answer of an operation that refuses some bodies its schema lets through.
+
+    JSON Schema cannot say that a contract must compile, that a role must be declared or
+    that an idempotency key was used before; the `x-semantic-codes` extension lists the
+    codes a schema-valid request can still get, so a client (or a fuzzer) knows them.
+    """
+    answer = _error_response(422)
+    codes = ", ".join(op.semantic)
+    answer["description"] += f" A request that passes its schema can still get: {codes}."
+    answer["x-semantic-codes"] = list(op.semantic)
+    return answer
 
 
 def _links(op: Operation) -> Doc:
