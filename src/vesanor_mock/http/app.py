@@ -64,6 +64,12 @@ class MockService:
         world = World(scenario.spec)
         self.scenario, self.spec, self.world = scenario, scenario.spec, world
 
+    def load_path(self, path: str | Path) -> Scenario:
+        """Load a scenario file (ScenarioError leaves the current state untouched)."""
+        scenario = load_scenario(path, defaults=self.base, registry=self.registry)
+        self.load(scenario)
+        return scenario
+
     def load_text(
         self, text: str | bytes, filename: str, base_dir: str | Path | None = None
     ) -> Scenario:
