@@ -173,3 +173,25 @@ def test_request_ids_are_deterministic_and_rise_by_one(api: Api) -> None:
     first = api.create_session(agent="a").headers["X-Request-Id"]
     second = api.get_session("nope").headers["X-Request-Id"]
     assert (first, second) == ("req_000001", "req_000002")
+
+
+def test_validation_off_accepts_unknown_fields_and_values_but_still_needs_the_shape() -> None:
+    from vesanor_mock.config import Settings
+
+    headers = {"Authorization": "Bearer vsk_test_default"}
+    with MockServer(Settings(port=0, validation="off")) as server:
+        url = server.url + "/api/v1/replay/sessions"
+        loose = requests.post(url, json={"agent": "", "colour": "red"}, headers=headers, timeout=5)
+        assert loose.status_code == 201
+        missing = requests.post(url, json={"colour": "red"}, headers=headers, timeout=5)
+        assert missing.status_code == 422
+        assert missing.json()["error"]["details"]["errors"][0]["path"] == "/agent"
+        sid = loose.json()["session"]["session_id"]
+        bad_calls = requests.post(
+            f"{url}/{sid}/proposals",
+            json={"prepared_request_id": "p", "fence_token": 1, "response": {"tool_calls": [{}]}},
+            headers=headers,
+            timeout=5,
+        )
+        assert bad_calls.status_code == 422
+        server.check()

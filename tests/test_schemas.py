@@ -291,9 +291,24 @@ def test_lenient_mode_does_not_count_unknown_fields_towards_exactly_one_contract
     assert reject(registry, "create_session", both, "lenient")[0].keyword == "maxProperties"
 
 
-def test_off_mode_skips_validation_entirely(registry: SchemaRegistry) -> None:
-    registry.validate_request("proposals", {"nonsense": True}, "off")
-    registry.validate_request("proposals", ["not", "an", "object"], "off")
+def test_off_mode_ignores_unknown_fields_and_values_but_keeps_the_shape(
+    registry: SchemaRegistry,
+) -> None:
+    body = {
+        "prepared_request_id": "",
+        "fence_token": -3,
+        "response": {"tool_calls": [], "mood": "odd"},
+        "nonsense": True,
+    }
+    registry.validate_request("proposals", body, "off")
+    with pytest.raises(ValidationFailed) as missing:
+        registry.validate_request("proposals", {"nonsense": True}, "off")
+    assert {e.keyword for e in missing.value.errors} == {"required"}
+    with pytest.raises(ValidationFailed) as wrong_type:
+        registry.validate_request("proposals", {**body, "fence_token": "one"}, "off")
+    assert [e.path for e in wrong_type.value.errors] == ["/fence_token"]
+    with pytest.raises(ValidationFailed):
+        registry.validate_request("proposals", ["not", "an", "object"], "off")
 
 
 def test_endpoints_without_a_request_body_are_not_validated(registry: SchemaRegistry) -> None:
