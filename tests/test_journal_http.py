@@ -109,3 +109,17 @@ def test_a_long_run_keeps_only_journal_limit_entries() -> None:
     assert [e["seq"] for e in entries] == [36, 37, 38, 39, 40]
     assert state == {"entries": 5, "limit": 5, "total": 40}
     assert entries[0]["path"] == "/api/v1/governance/plan?agent=a"
+
+
+def test_an_unknown_api_path_is_journaled_as_refused_with_no_endpoint() -> None:
+    with MockServer() as server:
+        missing = requests.get(f"{server.url}/api/v1/nowhere", headers=KEY, timeout=5)
+        wrong = requests.delete(f"{server.url}/api/v1/replay/sessions", headers=KEY, timeout=5)
+        requests.get(f"{server.url}/favicon.ico", timeout=5)
+        entries = requests.get(f"{server.url}/_mock/journal", timeout=5).json()["entries"]
+    assert (missing.status_code, wrong.status_code) == (404, 405)
+    assert [(e["endpoint"], e["status"], e["outcome"]) for e in entries] == [
+        (None, 404, "refused"),
+        (None, 405, "refused"),
+    ]
+    assert entries[0]["response_body"]["error"]["code"] == "NOT_FOUND"

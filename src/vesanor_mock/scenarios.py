@@ -22,17 +22,16 @@ from typing import Any
 
 import yaml
 
-from .domain.contracts import compile_contracts_dir, compile_session
 from .domain.world import WorldSpec
-from .errors import CompileError, ScenarioError, ScenarioIssue
-from .scenario_spec import Artifact, Problem, SpecBuilder
+from .errors import ScenarioError, ScenarioIssue
+from .scenario_contracts import ContractsReader
+from .scenario_spec import Problem, SpecBuilder
 from .schemas import SchemaRegistry, pointer
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 SCHEMA = "scenario"
-CONTRACT_SKIP = frozenset({"session", "workflow"})
 
 _STR, _INT, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _BOOL, _NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
@@ -88,9 +87,11 @@ class _Walker:
         self.nodes = 0
 
     def issue(self, message: str, mark: Any, path: str) -> None:
+        """Record a problem at a yaml mark."""
         self.issues.append(ScenarioIssue(message, mark.line + 1, mark.column + 1, path))
 
     def walk(self, node: yaml.Node, parts: tuple[str | int, ...]) -> Any:
+        """Plain data for one node at a path; counts every node, aliases expanded."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _Refused(f"more than {MAX_NODES} values after expanding aliases (alias bomb?)")
@@ -282,7 +283,7 @@ def load_scenario_text(
     if issues:
         raise ScenarioError(filename, _sorted(issues))
     folder = Path(base_dir) if base_dir is not None else Path(".")
-    contracts = _ContractsReader(folder, marks)
+    contracts = ContractsReader(folder, parse_document)
     builder = SpecBuilder(data, defaults or WorldSpec(), contracts.load)
     spec = builder.build(_stem(filename))
     problems = contracts.problems + builder.problems
@@ -318,82 +319,3 @@ def _issue(problem: Problem, marks: Marks) -> ScenarioIssue:
             problem.message, problem.line, problem.column, problem.path, file=problem.file
         )
     return ScenarioIssue(problem.message, *marks.locate(problem.path), problem.path)
-
-
-class _ContractsReader:
-    """Reads and compiles contracts folders, locating problems in the folder's files."""
-
-    def __init__(self, base: Path, marks: Marks) -> None:
-        self.base = base
-        self.marks = marks
-        self.problems: list[Problem] = []
-
-    def load(self, folder: str, at: str, compile_it: bool) -> Artifact | None:
-        """The folder's compiled_session (and compiled form), or None after reporting."""
-        root = self.base / folder
-        session_file = root / "session.yaml"
-        if not session_file.is_file():
-            self.problems.append(Problem(at, f"contracts_dir {folder!r}: no session.yaml in it"))
-            return None
-        docs = self._read_all(root, session_file)
-        if docs is None:
-            return None
-        session_doc, session_marks = docs.pop("session")
-        tool_docs = {name: doc for name, (doc, _) in docs.items()}
-        try:
-            raw = compile_contracts_dir(session_doc, tool_docs)
-            return raw, compile_session(raw) if compile_it else None
-        except CompileError as error:
-            for item in error.errors:
-                self._locate(item.path, item.message, root, session_marks, docs)
-            return None
-
-    def _read_all(self, root: Path, session_file: Path) -> dict[str, tuple[Any, Marks]] | None:
-        tools = sorted(
-            p
-            for p in root.iterdir()
-            if p.suffix in (".yaml", ".yml") and p.is_file() and p.stem not in CONTRACT_SKIP
-        )
-        files = [session_file, *tools]
-        docs: dict[str, tuple[Any, Marks]] = {}
-        for path in files:
-            try:
-                docs[path.stem] = parse_document(path.read_bytes(), str(path))
-            except ScenarioError as error:
-                for i in error.issues:
-                    self.problems.append(Problem(i.path, i.message, str(path), i.line, i.column))
-            except OSError as exc:
-                self.problems.append(Problem("", f"cannot read: {exc.strerror}", str(path)))
-        return None if len(docs) < len(files) else docs
-
-    def _locate(
-        self,
-        path: str,
-        message: str,
-        root: Path,
-        session_marks: Marks,
-        tools: dict[str, tuple[Any, Marks]],
-    ) -> None:
-        """A compile error at a compiled_session pointer, placed in the file it came from."""
-        parts = path.split("/")
-        if len(parts) >= 3 and parts[1] == "tools":
-            name = parts[2].replace("~1", "/").replace("~0", "~")
-            if name in tools:
-                inner = "/" + "/".join(parts[3:]) if len(parts) > 3 else ""
-                line, column = tools[name][1].locate(inner)
-                where = _tool_file(root, name)
-                self.problems.append(
-                    Problem(inner, f"does not compile: {message}", where, line, column)
-                )
-                return
-        line, column = session_marks.locate(path)
-        where = str(root / "session.yaml")
-        self.problems.append(Problem(path, f"does not compile: {message}", where, line, column))
-
-
-def _tool_file(root: Path, name: str) -> str:
-    """The file a tool's contract was read from."""
-    for suffix in (".yaml", ".yml"):
-        if (root / (name + suffix)).is_file():
-            return str(root / (name + suffix))
-    return str(root / (name + ".yaml"))

@@ -14,13 +14,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
+from ..domain.journal import Draft
 from ..domain.world import World, WorldSpec, compile_plans
 from ..errors import ApiError, MethodNotAllowed, NotFound
 from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
 from .api import API_PREFIX, OPERATIONS, Operation
 from .control import CONTROL_PREFIX, control_routes
-from .edge import error_response
+from .edge import envelope, error_response
 from .exchange import Exchange
 from .faults import guard
 
@@ -89,6 +90,19 @@ class MockService:
         with self._errors_lock:
             self.server_errors.append(text)
 
+    def route_error(self, request: Request, error: ApiError) -> Response:
+        """A router error: control paths get control ids; /api/v1 paths are journaled."""
+        path = request.url.path
+        if path.startswith(CONTROL_PREFIX):
+            return error_response(error, self.control_request_id())
+        world = self.world
+        request_id = world.ids.request_id()
+        if path.startswith(API_PREFIX + "/") or path == API_PREFIX:
+            draft = Draft(world.clock.now_iso(), request_id, request.method, path)
+            draft.status, draft.response_body = error.status, envelope(error, request_id)
+            world.journal.record(draft, 0.0)
+        return error_response(error, request_id)
+
     async def handle(self, request: Request, op: Operation) -> Response:
         """Run one API operation through the rules, the runtime and the journal."""
         exchange = Exchange(self.world, request, op, self.registry, self.record_server_error)
@@ -104,6 +118,7 @@ class MockApp(Starlette):
 
 def _endpoint(service: MockService, op: Operation) -> Route:
     async def endpoint(request: Request) -> Response:
+        """One /api/v1 operation."""
         return await service.handle(request, op)
 
     endpoint.__name__ = op.name
@@ -119,11 +134,8 @@ def create_app(settings: Settings | None = None, service: MockService | None = N
     service = service or MockService(settings or Settings())
 
     async def http_error(request: Request, exc: Exception) -> Response:
+        """404 and 405 from the router, in the error envelope."""
         assert isinstance(exc, HTTPException)
-        if request.url.path.startswith(CONTROL_PREFIX):
-            request_id = service.control_request_id()
-        else:
-            request_id = service.world.ids.request_id()
         error: ApiError
         if exc.status_code == 405:
             error = MethodNotAllowed(
@@ -132,7 +144,7 @@ def create_app(settings: Settings | None = None, service: MockService | None = N
             )
         else:
             error = NotFound(f"no route for {request.method} {request.url.path}")
-        return error_response(error, request_id)
+        return service.route_error(request, error)
 
     app = MockApp(routes=_routes(service), exception_handlers={HTTPException: http_error})
     app.state.service = service

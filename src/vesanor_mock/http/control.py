@@ -82,6 +82,7 @@ def _endpoint(
     service: MockService, handler: Handler, guarded: bool
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        """Token, handler, JSON answer; errors in the envelope."""
         request_id = service.control_request_id()
         try:
             if guarded:

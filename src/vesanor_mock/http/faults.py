@@ -66,6 +66,7 @@ def guard(send: Send) -> Send:
     """Wrap the server's own `send`: a `vesanor.drop_connection` message closes the socket."""
 
     async def guarded(message: Message) -> None:
+        """Pass every message on, except the drop, which closes the connection."""
         if message["type"] == DROP_MESSAGE:
             await close_connection(send)
         else:

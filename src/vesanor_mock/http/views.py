@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..domain.runtime import Runtime
 from ..domain.views import session_view
 from ..domain.world import World
 from ..errors import FieldError, ValidationFailed
@@ -22,30 +23,10 @@ def mask_key(key: str) -> str:
 
 def state_view(world: World, scenario: Scenario | None) -> dict[str, Any]:
     """GET /_mock/state: the scenario, clock, tenants, sessions, workflows, plans, rules."""
-    spec, runtime = world.spec, world.runtime
+    spec, journal = world.spec, world.journal
     tenants: dict[str, list[str]] = {name: [] for name in spec.tenants}
     for key, tenant in spec.api_keys.items():
         tenants[tenant].append(mask_key(key))
-    with runtime.lock:
-        sessions = [
-            {"tenant": tenant, "session": session_view(session, include_pending=True)}
-            for (tenant, _), session in runtime.sessions.items()
-        ]
-        workflows = [
-            {"tenant": tenant, "workflow": runtime.get_workflow(tenant, wid)["workflow"]}
-            for tenant, wid in runtime.workflows
-        ]
-        plans = [
-            {
-                "tenant": plan.tenant,
-                "agent": plan.agent,
-                "environment": plan.environment,
-                "status": plan.status,
-                "plan_id": plan.plan_id,
-                "compiled_hash": plan.compiled_hash,
-            }
-            for plan in runtime.plans.values()
-        ]
     return {
         "scenario": {
             "name": spec.name,
@@ -54,19 +35,39 @@ def state_view(world: World, scenario: Scenario | None) -> dict[str, Any]:
         },
         "clock": world.clock.snapshot(),
         "tenants": [{"name": name, "api_keys": keys} for name, keys in tenants.items()],
-        "sessions": sessions,
-        "workflows": workflows,
-        "plans": plans,
+        **_runtime_view(world.runtime),
         "rules": [
             {"id": rule.id, "source": source, "matched": matched, "fired": fired}
             for rule, source, matched, fired in world.rules.counts()
         ],
-        "journal": {
-            "entries": len(world.journal),
-            "limit": world.journal.limit,
-            "total": world.journal.total,
-        },
+        "journal": {"entries": len(journal), "limit": journal.limit, "total": journal.total},
     }
+
+
+def _runtime_view(runtime: Runtime) -> dict[str, Any]:
+    """Sessions and workflows with their tenant, and every plan, read under the lock."""
+    with runtime.lock:
+        return {
+            "sessions": [
+                {"tenant": tenant, "session": session_view(session, include_pending=True)}
+                for (tenant, _), session in runtime.sessions.items()
+            ],
+            "workflows": [
+                {"tenant": tenant, "workflow": runtime.get_workflow(tenant, wid)["workflow"]}
+                for tenant, wid in runtime.workflows
+            ],
+            "plans": [
+                {
+                    "tenant": plan.tenant,
+                    "agent": plan.agent,
+                    "environment": plan.environment,
+                    "status": plan.status,
+                    "plan_id": plan.plan_id,
+                    "compiled_hash": plan.compiled_hash,
+                }
+                for plan in runtime.plans.values()
+            ],
+        }
 
 
 def journal_query(query: dict[str, str]) -> dict[str, Any]:
