@@ -1,0 +1,32 @@
+"""Layering: yaml has one owner (scenarios.py) and the domain imports no framework."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vesanor_mock"
+FRAMEWORKS = {"starlette", "uvicorn", "yaml", "jsonschema", "fastjsonschema", "requests", "pytest"}
+
+
+def imported(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a module."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_scenarios_py_imports_yaml() -> None:
+    owners = sorted(
+        p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "yaml" in imported(p)
+    )
+    assert owners == ["scenarios.py"]
+
+
+def test_the_domain_imports_no_framework() -> None:
+    for path in (PACKAGE / "domain").glob("*.py"):
+        assert imported(path) & FRAMEWORKS == set(), path.name
