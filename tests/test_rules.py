@@ -237,3 +237,11 @@ def test_an_expectation_that_cannot_be_checked_is_a_problem(
     data: dict[str, Any], where: str
 ) -> None:
     assert where in [path for path, _ in expectation_problems(data)]
+
+
+def test_a_raw_answer_may_not_set_the_headers_that_frame_the_message() -> None:
+    data = {
+        "when": {"endpoint": "any"},
+        "then": {"respond": {"status": 200, "headers": {"Content-Length": "5", "X-Ok": "1"}}},
+    }
+    assert [path for path, _ in rule_problems(data)] == ["/then/respond/headers/Content-Length"]

@@ -5,7 +5,9 @@ a filter the endpoint cannot carry (`tool` outside proposals and receipts, `sess
 `agent` where the request names no session or agent), a tenant that does not exist, an
 `nth` entirely inside the matches `after` skips, a session effect on an endpoint with no
 session in its path, a `block` outside proposals, two answers for one request, and
-`after_commit` (or `block`) on a request another effect answers before it is handled.
+`after_commit` (or `block`) on a request another effect answers before it is handled, and
+a raw answer setting a header only the server may set (Content-Length, Transfer-Encoding,
+Connection).
 With `endpoint: any` the filters and effects simply apply where they can.
 """
 
@@ -26,6 +28,7 @@ from .rules import (
 
 Problem = tuple[str, str]
 SESSION_EFFECTS = ("kill_session", "compromise_session", "expire_lease")
+SERVER_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 def rule_problems(rule: Mapping[str, Any], tenants: Collection[str] | None = None) -> list[Problem]:
@@ -95,6 +98,7 @@ def _effect_problems(then: Mapping[str, Any], endpoint: str) -> list[Problem]:
             )
     if "block" in then and endpoint not in (ANY, "proposals"):
         problems.append(("/then/block", f"never applies: block acts on proposals, not {endpoint}"))
+    problems += _header_problems(then)
     if endpoint != ANY and endpoint not in SESSION_PATH_ENDPOINTS:
         acting = [f"/then/{key}" for key in SESSION_EFFECTS if key in then]
         if "kill_session" in late:
@@ -102,4 +106,20 @@ def _effect_problems(then: Mapping[str, Any], endpoint: str) -> list[Problem]:
         problems.extend(
             (where, f"never applies: {endpoint} has no session in its path") for where in acting
         )
+    return problems
+
+
+def _header_problems(then: Mapping[str, Any]) -> list[Problem]:
+    """Raw answers may not set the headers that frame the HTTP message."""
+    late = then.get("after_commit") or {}
+    problems: list[Problem] = []
+    for where, respond in (
+        ("/then/respond", then.get("respond")),
+        ("/then/after_commit/respond", late.get("respond")),
+    ):
+        for name in (respond or {}).get("headers") or {}:
+            if name.lower() in SERVER_HEADERS:
+                problems.append(
+                    (f"{where}/headers/{name}", f"{name} is set by the server, not by a rule")
+                )
     return problems
