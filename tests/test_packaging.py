@@ -53,3 +53,24 @@ def test_an_installed_wheel_finds_its_schemas_inside_the_package(
     assert Path(where).is_relative_to(site)
     assert where.endswith("_data/schemas") or where.endswith("_data\\schemas")
     assert int(count) > 20
+
+
+def test_an_installed_wheel_finds_and_loads_its_bundled_scenarios(
+    wheel: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "from vesanor_mock.scenarios import fixtures_dir, load_scenario;"
+        "print(fixtures_dir()); print(load_scenario(fixtures_dir() / 'default.yaml').name)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    where, name = result.stdout.split()
+    assert Path(where).is_relative_to(site)
+    assert name == "default"
