@@ -346,3 +346,13 @@ def test_an_error_renders_file_line_column_message_and_pointer() -> None:
     assert issues[0].render("broken.yaml") == (
         "broken.yaml:2:7: expected integer, got string (at /seed)"
     )
+
+
+def test_json_indented_with_tabs_loads_and_its_errors_keep_their_lines() -> None:
+    doc = {"scenario": "tabs", "rules": [{"when": {"endpoint": "any"}, "then": {"delay_ms": 5}}]}
+    assert load_scenario_text(json.dumps(doc, indent="\t"), "t.json").name == "tabs"
+    doc["seed"] = "lots"
+    text = json.dumps(doc, indent="\t")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if '"seed"' in row)
+    issues = broken(text)
+    assert (issues[0].path, issues[0].line, issues[0].column) == ("/seed", line, 10)

@@ -14,6 +14,7 @@ half-loads. JSON is YAML, so the same loader reads JSON bodies.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -200,7 +201,7 @@ def read_document(text: str | bytes, filename: str) -> tuple[Any, Marks, list[Sc
             ) from None
     walker = _Walker()
     try:
-        node = _Loader(text).get_single_node()
+        node = _compose(text)
         data = None if node is None else walker.walk(node, ())
     except yaml.MarkedYAMLError as exc:
         raise ScenarioError(filename, [_yaml_issue(exc)]) from None
@@ -210,6 +211,25 @@ def read_document(text: str | bytes, filename: str) -> tuple[Any, Marks, list[Sc
         message = str(exc) if isinstance(exc, _Refused) else "nested too deeply to read"
         raise ScenarioError(filename, [ScenarioIssue(f"refused: {message}")]) from None
     return data, walker.marks, walker.issues
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node tree. JSON indented with tabs (which YAML refuses) is read with
+    each tab as a space: in valid JSON a tab can only be whitespace between tokens."""
+    try:
+        return _Loader(text).get_single_node()
+    except yaml.MarkedYAMLError:
+        if "\t" not in text or not _is_json(text):
+            raise
+        return _Loader(text.replace("\t", " ")).get_single_node()
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _yaml_issue(exc: yaml.MarkedYAMLError) -> ScenarioIssue:
