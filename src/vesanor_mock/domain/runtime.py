@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from ..errors import Conflict, FieldError, Unprocessable, ValidationFailed
-from . import contracts, cycle, handoffs, workflows
+from . import contracts, cycle, handoffs, receipts, workflows
 from .cycle import ForceBlock
 from .models import Plan, Session, ToolFilter, Workflow
 from .policy import Reason
@@ -259,7 +259,7 @@ class Runtime:
     def receipt(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:
         """§3.5."""
         with self.lock:
-            return cycle.receipt(self.ctx, self.session(tenant, session_id), body)
+            return receipts.receipt(self.ctx, self.session(tenant, session_id), body)
 
     # -- controls --------------------------------------------------------------------------
 
