@@ -25,6 +25,8 @@ from .edge import envelope, error_response
 from .exchange import Exchange
 from .faults import guard
 
+ENCODED_SLASH = b"%2f"
+
 
 class MockService:
     """Everything one running mock holds: settings, compiled schemas, the scenario, the world.
@@ -110,10 +112,25 @@ class MockService:
 
 
 class MockApp(Starlette):
-    """Starlette, with the server's `send` guarded outside every middleware (see faults.py)."""
+    """Starlette, with the server's `send` guarded outside every middleware (see faults.py).
+
+    The router matches the percent-decoded path, so `sessions/x%2Fkill` would reach the
+    kill route; an encoded slash is data, never a separator, and no id can hold one: 404.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, guard(send) if scope["type"] == "http" else send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        send = guard(send)
+        raw_path = scope.get("raw_path") or b""
+        if ENCODED_SLASH in raw_path.lower():
+            request = Request(scope, receive)
+            shown = raw_path.decode("latin-1")
+            error = NotFound(f"no route for {request.method} {shown}: %2F does not separate")
+            await self.state.service.route_error(request, error)(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _endpoint(service: MockService, op: Operation) -> Route:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -105,12 +107,53 @@ def too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+MAX_INT_DIGITS = 4300
+"""The longest integer a body may hold (Python's own limit for reading one)."""
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a double (1e400) is refused, not infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:32]} is too large")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer; one with more digits than MAX_INT_DIGITS is refused."""
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"a number has {len(text)} digits, more than {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True when a string (or key) anywhere in a parsed body holds an unpaired surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_json(raw: bytes) -> Any:
-    """Parse a JSON body; an empty body is `{}`. Anything unparseable is 400 MALFORMED_JSON."""
+    """Parse a JSON body; an empty body is `{}`. Anything unparseable is 400 MALFORMED_JSON.
+
+    Beyond the grammar, a body must be text a JSON answer can carry back: no number out of
+    a double's range and no unpaired `\\ud800`-`\\udfff` escape (neither is Unicode text).
+    """
     if not raw.strip():
         return {}
     try:
@@ -120,8 +163,22 @@ def parse_json(raw: bytes) -> Any:
             f"request body is not UTF-8 (invalid byte at offset {exc.start})",
             details={"offset": exc.start},
         ) from None
+    body = _loads(text)
+    if SURROGATE_ESCAPE.search(text) and has_lone_surrogate(body):
+        raise MalformedJson(
+            "request body is not valid JSON: a string holds an unpaired UTF-16 surrogate escape"
+        )
+    return body
+
+
+def _loads(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except json.JSONDecodeError as exc:
         raise MalformedJson(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",

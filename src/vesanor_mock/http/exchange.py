@@ -86,6 +86,8 @@ class Exchange:
         started = time.perf_counter()
         try:
             response = await self._run()
+        except Exception:  # a bug outside the runtime call: the same envelope, and recorded
+            response = self._internal_error(outcome=self.draft.outcome)
         finally:
             self.world.journal.record(self.draft, (time.perf_counter() - started) * 1000)
         return response
@@ -140,10 +142,7 @@ class Exchange:
         except ApiError as error:
             return self._error(error, outcome="handled")
         except Exception:  # a bug in the mock: answer the envelope and make the test fail
-            text = traceback.format_exc()
-            self.on_error(text)
-            log.error("internal error on %s %s\n%s", self.op.method, self.draft.path, text)
-            return self._error(InternalError("internal error in vesanor-mock"), outcome="handled")
+            return self._internal_error(outcome="handled")
         if self.op.name == "create_session" and isinstance(answer.get("session"), dict):
             self.draft.session_id = answer["session"].get("session_id")
         self.draft.status, self.draft.response_body = status, answer
@@ -182,6 +181,13 @@ class Exchange:
         if fault is None:
             return response
         return self._fault(fault.answer, fault)
+
+    def _internal_error(self, outcome: str) -> Response:
+        """500 INTERNAL_ERROR for the exception being handled; the harness raises it later."""
+        text = traceback.format_exc()
+        self.on_error(text)
+        log.error("internal error on %s %s\n%s", self.op.method, self.draft.path, text)
+        return self._error(InternalError("internal error in vesanor-mock"), outcome=outcome)
 
     def _error(self, error: ApiError, outcome: str = "refused") -> Response:
         self.draft.outcome = outcome
