@@ -1,12 +1,26 @@
-"""Settings: one frozen object made at start-up and passed in; nothing global."""
+"""Settings: one frozen object made at start-up and passed in; nothing global.
+
+Where a value comes from is decided here, once, for the CLI and the pytest plugin alike:
+a flag (or pytest option) > a `VESANOR_MOCK_*` environment variable > a fallback (the
+pytest ini file) > the default. The environment is passed in, never read at import.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .domain.world import DEFAULT_API_KEY, DEFAULT_TENANT, PlanSeed
+from .errors import ConfigError
 
 VALIDATION_MODES = ("strict", "lenient", "off")
+LOG_FORMATS = ("text", "json")
+ENV_PREFIX = "VESANOR_MOCK_"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -31,3 +45,134 @@ class Settings:
             )
         if self.max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log_format must be one of {LOG_FORMATS}, not {self.log_format!r}")
+
+
+def parse_port(text: str) -> int:
+    """A TCP port, 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {port}")
+    return port
+
+
+def parse_seed(text: str) -> int:
+    """A seed: an integer, zero or more."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+    if seed < 0:
+        raise ValueError(f"expected an integer of 0 or more, got {seed}")
+    return seed
+
+
+def parse_bool(text: str) -> bool:
+    """`1/true/yes/on` or `0/false/no/off`, any case."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"expected one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, got {text!r}")
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """A parser accepting one of `allowed`."""
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def parse_text(text: str) -> str:
+    """Any text, as given."""
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting that a flag, a `VESANOR_MOCK_*` variable or an ini key can give."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        """Its environment variable, e.g. `VESANOR_MOCK_CONTROL_TOKEN`."""
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """Its command-line flag, e.g. `--control-token`."""
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: dict[str, Option] = {
+    option.name: option
+    for option in (
+        Option("host", parse_text, "address to bind (default 127.0.0.1)"),
+        Option("port", parse_port, "port to bind; 0 picks a free one (default 8080)"),
+        Option("scenario", parse_text, "scenario file, or the name of a bundled one"),
+        Option("scenario_dir", parse_text, "folder where scenario names are looked up first"),
+        Option("seed", parse_seed, "seed of the id generator (default 0)"),
+        Option("validation", choice(*VALIDATION_MODES), "request validation (default strict)"),
+        Option("control_token", parse_text, "bearer token the /_mock control API requires"),
+        Option("log_format", choice(*LOG_FORMATS), "access log format (default text)"),
+        Option("reload", parse_bool, "reload the scenario file when it changes (default on)"),
+        Option("url", parse_text, "base URL of a running mock (default http://127.0.0.1:8080)"),
+    )
+}
+
+
+def resolve(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    fallback: Mapping[str, str | None] | None = None,
+    names: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """The options given anywhere: a flag (not None) > `VESANOR_MOCK_*` > `fallback` text.
+
+    An empty environment variable counts as unset. An option given nowhere is left out,
+    so the caller's default applies. A bad value raises ConfigError naming its source.
+    """
+    values: dict[str, Any] = {}
+    for name in names or tuple(OPTIONS):
+        option = OPTIONS[name]
+        if flags.get(name) is not None:
+            values[name] = flags[name]
+        elif env.get(option.env):
+            values[name] = _parse(option, env[option.env], option.env)
+        elif fallback is not None and fallback.get(name) not in (None, ""):
+            values[name] = _parse(option, str(fallback[name]), f"ini key vesanor_mock_{name}")
+    return values
+
+
+def _parse(option: Option, text: str, source: str) -> Any:
+    try:
+        return option.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def settings_from(values: Mapping[str, Any], **overrides: Any) -> Settings:
+    """Settings from resolved values (those that are Settings fields) and overrides."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    given = {key: value for key, value in {**values, **overrides}.items() if key in names}
+    return Settings(**given)
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

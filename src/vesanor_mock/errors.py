@@ -14,6 +14,7 @@
     |   |   +-- CompileError          422 COMPILE_ERROR with details.errors
     |   +-- InternalError             500 INTERNAL_ERROR (a bug in the mock)
     +-- ScenarioError                 a scenario file that cannot be loaded (file, line, column)
+    +-- ConfigError                   a flag, environment variable or ini value that is unusable
 
 The status of each class is its `status` attribute: this module is the one table that maps
 errors to HTTP statuses. The domain raises these; only the HTTP edge renders them.
@@ -195,3 +196,7 @@ class ScenarioError(MockError):
 
     def __str__(self) -> str:
         return self.render()
+
+
+class ConfigError(MockError, ValueError):
+    """A setting from a flag, a `VESANOR_MOCK_*` variable or an ini key that cannot be used."""

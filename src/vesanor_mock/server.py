@@ -1,11 +1,20 @@
-"""MockServer: uvicorn in a background thread on 127.0.0.1, ready when `start()` returns."""
+"""MockServer: uvicorn in a background thread, ready when `start()` returns; and the
+foreground runner of `vesanor-mock serve`. The only module that imports uvicorn.
+
+Stopping asks uvicorn to exit (`should_exit`); a request still in flight (a scripted
+`delay_ms`, say) gets `grace` seconds, then uvicorn is told to give up (`force_exit`)
+and its remaining tasks are cancelled, so `stop()` never hangs on a slow answer.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import signal
 import socket
 import threading
-import time
-from types import TracebackType
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 import uvicorn
@@ -13,62 +22,91 @@ import uvicorn
 from .config import Settings
 from .http.app import MockService, create_app
 
+DEFAULT_GRACE = 1.0
+
 
 class ServerErrors(AssertionError):
     """Errors (HTTP 500s) that happened on the server thread, raised in the test."""
 
 
+class ServerStartError(RuntimeError):
+    """The server could not bind its address or did not start in time."""
+
+
+class _Uvicorn(uvicorn.Server):
+    """A uvicorn server that calls `on_started` once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start listening, then say so."""
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.on_started()
+
+
 class MockServer:
-    """A mock server for tests: `with MockServer() as server: requests.get(server.url + ...)`."""
+    """A mock server for tests: `with MockServer() as server: requests.get(server.url + ...)`.
+
+    `MockServer()` listens on 127.0.0.1 and a free port with no scenario;
+    `MockServer(scenario="fixtures/forced-block.yaml")` loads one; `settings` gives
+    everything else. `host` and `port` override the settings'.
+    """
 
     def __init__(
         self,
         settings: Settings | None = None,
         *,
+        scenario: str | Path | None = None,
         host: str | None = None,
         port: int | None = None,
         startup_timeout: float = 10.0,
+        grace: float = DEFAULT_GRACE,
     ) -> None:
-        self.settings = settings or Settings(port=0)
-        self.host = host or self.settings.host
-        self.port = self.settings.port if port is None else port
+        settings = settings or Settings(port=0)
+        if scenario is not None:
+            settings = dataclasses.replace(settings, scenario=str(scenario))
+        self.settings = settings
+        self.host = host or settings.host
+        self.port = settings.port if port is None else port
         self.startup_timeout = startup_timeout
-        self.service = MockService(self.settings)
+        self.grace = grace
+        self.service = MockService(settings)
         self.app = create_app(service=self.service)
-        self._server: uvicorn.Server | None = None
+        self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def url(self) -> str:
         """The base URL, e.g. `http://127.0.0.1:54321`."""
         if self._server is None:
             raise RuntimeError("the server is not running: call start() first")
-        return f"http://{self.host}:{self.port}"
+        return base_url(self.host, self.port)
+
+    @property
+    def running(self) -> bool:
+        """True between `start()` and `stop()`."""
+        return self._server is not None
 
     def start(self) -> MockServer:
         """Bind, start uvicorn in a thread and wait until it accepts connections."""
         if self._server is not None:
             raise RuntimeError("the server is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", **_fast_stack()
-        )
-        server = uvicorn.Server(config)
+        ready = threading.Event()
+        server = _Uvicorn(uvicorn_config(self.app, self.grace), ready.set)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="vesanor-mock", daemon=True
         )
-        self._server, self._thread = server, thread
+        self._server, self._thread, self._socket = server, thread, sock
         thread.start()
-        deadline = time.monotonic() + self.startup_timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("vesanor-mock did not start")
-            time.sleep(0.002)
-        sock.close()
+        if not ready.wait(self.startup_timeout):
+            self.stop()
+            raise ServerStartError(f"vesanor-mock did not start within {self.startup_timeout} s")
         return self
 
     def stop(self) -> None:
@@ -77,8 +115,13 @@ class MockServer:
         if server is None or thread is None:
             return
         server.should_exit = True
-        thread.join(timeout=10)
-        self._server = self._thread = None
+        thread.join(self.grace + 0.5)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(5)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
 
     def check(self) -> None:
         """Raise the errors (500s) the server met since the last check, then forget them."""
@@ -98,6 +141,64 @@ class MockServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def serve_forever(
+    service: MockService, on_ready: Callable[[str], None], grace: float = DEFAULT_GRACE
+) -> bool:
+    """Serve in the foreground until SIGINT or SIGTERM; False if it never started.
+
+    uvicorn catches both signals, shuts down, then raises them again; the handlers set
+    here receive that second delivery, so a signal ends the process cleanly (exit 0).
+    """
+    settings = service.settings
+    sock = bind(settings.host, settings.port)
+    url = base_url(settings.host, sock.getsockname()[1])
+    server = _Uvicorn(uvicorn_config(create_app(service=service), grace), lambda: on_ready(url))
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return server.started
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    """The signal uvicorn raises again after its shutdown: already handled."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, with brackets around an IPv6 address."""
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def uvicorn_config(app: Any, grace: float) -> uvicorn.Config:
+    """Quiet uvicorn (our own access log), no lifespan, the fastest stack installed."""
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=max(1, round(grace)),
+        **_fast_stack(),
+    )
 
 
 def _fast_stack() -> dict[str, Any]:
