@@ -339,3 +339,27 @@ def _issue(problem: Problem, marks: Marks) -> ScenarioIssue:
             problem.message, problem.line, problem.column, problem.path, file=problem.file
         )
     return ScenarioIssue(problem.message, *marks.locate(problem.path), problem.path)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes plain data as block YAML that the YAML 1.2 loader above reads back unchanged."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Quote a string that would read back as another type under the 1.2 rules (`0o17`)."""
+    if _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR:  # type: ignore[no-untyped-call]
+        return dumper.represent_scalar(_STR, value, style="'")
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+_RESOLVER = _Loader("")
+
+
+def dump_scenario(document: dict[str, Any], header: str = "") -> str:
+    """A scenario document as YAML, with `header` lines as `#` comments first."""
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    body = yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
+    return comments + body

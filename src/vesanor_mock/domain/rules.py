@@ -118,11 +118,12 @@ class When:
 
 @dataclass(frozen=True)
 class Rule:
-    """One scenario rule."""
+    """One scenario rule; `raw` is the rule as written, with its id (exports write it back)."""
 
     id: str
     when: When
     then: Effects
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -273,6 +274,7 @@ def build_rule(data: Mapping[str, Any], position: int) -> Rule:
             times=None if when.get("times") is None else int(when["times"]),
         ),
         then=_effects(data["then"], ident),
+        raw={"id": ident, **{key: value for key, value in data.items() if key != "id"}},
     )
 
 

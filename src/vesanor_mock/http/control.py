@@ -1,5 +1,5 @@
 """The control API under /_mock (PROTOCOL.md §6): health, reset, scenario, state, journal,
-verify, clock and run-time rules; plus GET /openapi.json.
+verify, clock, run-time rules and export; plus GET /openapi.json.
 
 Every answer is JSON with an `X-Request-Id` from the control counter (`req_ctl_…`), so
 control calls never shift the ids or journals of the API. With `Settings.control_token`
@@ -29,6 +29,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..openapi import build_openapi
+from ..scenario_export import export_view
 from ..scenario_spec import build_expectations, build_rules
 from ..scenarios import MAX_BYTES
 from .edge import (
@@ -69,6 +70,7 @@ def control_routes(service: MockService) -> list[Route]:
         ("POST", "/clock/advance", clock_advance),
         ("POST", "/rules", add_rules),
         ("DELETE", "/rules", delete_rules),
+        ("GET", "/export", export),
     ]
     routes = [
         Route(CONTROL_PREFIX + path, _endpoint(service, handler, guarded=True), methods=[method])
@@ -149,7 +151,10 @@ async def reset(service: MockService, request: Request) -> Result:
 
 
 async def scenario(service: MockService, request: Request) -> Result:
-    """POST /_mock/scenario: load a YAML or JSON scenario, replacing all state (or nothing)."""
+    """POST /_mock/scenario[?base_dir=DIR]: load a YAML or JSON scenario, replacing all state.
+
+    `contracts_dir` paths are relative to `base_dir` (default: the server's working folder).
+    """
     content_type = request.headers.get("content-type")
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media and media not in (*YAML_TYPES, JSON_TYPE):
@@ -159,7 +164,7 @@ async def scenario(service: MockService, request: Request) -> Result:
         )
     raw = await read_body(request, MAX_BYTES)
     try:
-        loaded = service.load_text(raw, POSTED_SCENARIO)
+        loaded = service.load_text(raw, POSTED_SCENARIO, request.query_params.get("base_dir"))
     except ScenarioError as error:
         raise _invalid(error) from None
     spec = loaded.spec
@@ -253,6 +258,12 @@ def _rule_list(service: MockService) -> list[dict[str, str]]:
     return [
         {"id": rule.id, "source": source} for rule, source, _, _ in service.world.rules.counts()
     ]
+
+
+async def export(service: MockService, request: Request) -> Result:
+    """GET /_mock/export: the loaded world and the journal as a scenario that replays the run."""
+    source = service.scenario.source if service.scenario else None
+    return 200, export_view(service.world, source)
 
 
 async def openapi(service: MockService, request: Request) -> Result:

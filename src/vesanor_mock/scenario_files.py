@@ -1,0 +1,68 @@
+"""Scenario files by name (bundled or in a folder), and expectation files for `verify`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ScenarioError, ScenarioIssue
+from .scenario_spec import build_expectations
+from .scenarios import MAX_BYTES, fixtures_dir, parse_document
+from .schemas import SchemaRegistry
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def find_scenario(name_or_path: str | Path, folders: Sequence[str | Path] = ()) -> Path:
+    """An existing file as given, else `<name>[.yaml|.yml|.json]` in `folders`, then bundled.
+
+    `find_scenario("forced-block")` is the bundled fixture; a folder given first wins.
+    """
+    given = Path(name_or_path)
+    if given.is_file():
+        return given
+    searched = [Path(folder) for folder in folders] + [fixtures_dir()]
+    if not given.is_absolute():
+        for folder in searched:
+            for candidate in (folder / given, *(folder / f"{given}{s}" for s in SUFFIXES)):
+                if candidate.is_file():
+                    return candidate
+    where = ", ".join(str(folder) for folder in searched)
+    issue = ScenarioIssue(f"no such file, and no scenario of that name in {where}")
+    raise ScenarioError(str(name_or_path), [issue])
+
+
+def read_expectations(
+    path: str | Path, registry: SchemaRegistry | None = None
+) -> list[dict[str, Any]]:
+    """The expectations in a file: a list of them, or a mapping with `expect` (a scenario).
+
+    Every problem is reported like a scenario's, with its line and column.
+    """
+    filename = str(path)
+    try:
+        if Path(path).stat().st_size > MAX_BYTES:
+            raise ScenarioError(filename, [ScenarioIssue(f"larger than {MAX_BYTES} bytes")])
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ScenarioError(filename, [ScenarioIssue(f"cannot read: {exc.strerror}")]) from None
+    data, marks = parse_document(text, filename)
+    if isinstance(data, list):
+        items, prefix = data, ""
+    elif isinstance(data, dict) and isinstance(data.get("expect"), list):
+        items, prefix = data["expect"], "/expect"
+    else:
+        message = "expected a list of expectations, or a mapping with an `expect` list"
+        raise ScenarioError(filename, [ScenarioIssue(message, *marks.locate(""))])
+    registry = registry or SchemaRegistry.load()
+    found = [
+        (prefix + error.path.removeprefix("/expect"), error.message, error.keyword)
+        for error in registry.validate("scenario", {"expect": items})
+    ]
+    if not found:
+        found = [(prefix + p, m, "") for p, m in build_expectations(items)[1]]
+    if found:
+        issues = [ScenarioIssue(m, *marks.locate(p, k), p) for p, m, k in found]
+        raise ScenarioError(filename, issues)
+    return items
