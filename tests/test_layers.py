@@ -1,4 +1,4 @@
-"""Layering: yaml has one owner (scenarios.py) and the domain imports no framework."""
+"""Layering: each third-party package has one owner, and the domain imports no framework."""
 
 from __future__ import annotations
 
@@ -30,3 +30,22 @@ def test_only_scenarios_py_imports_yaml() -> None:
 def test_the_domain_imports_no_framework() -> None:
     for path in (PACKAGE / "domain").glob("*.py"):
         assert imported(path) & FRAMEWORKS == set(), path.name
+
+
+OWNERS = {
+    "uvicorn": {"server.py"},
+    "pytest": {"pytest_plugin.py"},
+    "requests": {"client.py"},
+    "jsonschema": {"schemas.py"},
+    "fastjsonschema": {"schemas.py"},
+    "yaml": {"scenarios.py"},
+}
+
+
+def test_each_third_party_package_has_one_owner_and_starlette_stays_in_http() -> None:
+    modules = {p.relative_to(PACKAGE).as_posix(): imported(p) for p in PACKAGE.rglob("*.py")}
+    for package, owners in OWNERS.items():
+        users = {name for name, names in modules.items() if package in names}
+        assert users == owners, package
+    starlette = {name for name, names in modules.items() if "starlette" in names}
+    assert starlette and all(name.startswith("http/") for name in starlette)

@@ -1,78 +1,203 @@
-"""The `vesanor-mock` command line: serve, validate scenarios, verify a running mock."""
+"""The `vesanor-mock` command line: serve, validate, verify, openapi, export.
+
+Every `serve` flag, and `--url` and `--control-token` of `verify` and `export`, can also be
+given as a `VESANOR_MOCK_*` environment variable (`--control-token` is
+`VESANOR_MOCK_CONTROL_TOKEN`); a flag wins over the variable (see config.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-import requests
-import uvicorn
-
-from .config import Settings
-from .errors import ScenarioError
-from .http.app import MockService, create_app
-from .scenarios import fixtures_dir, load_scenario
-from .server import _fast_stack
+from . import __version__
+from .client import ControlError, MockClient, format_journal
+from .config import OPTIONS, is_loopback, resolve, settings_from
+from .domain.world import DEFAULT_API_KEY
+from .errors import ConfigError, ScenarioError
+from .http import accesslog
+from .http.app import MockService
+from .openapi import build_openapi
+from .scenario_export import mask
+from .scenario_files import find_scenario, read_expectations
+from .scenarios import dump_scenario, load_scenario
+from .schemas import SchemaRegistry
+from .server import ServerStartError, serve_forever
+from .watch import ScenarioWatcher
 
 EXIT_OK = 0
+"""Success: served until stopped, every file valid, every expectation met, written."""
 EXIT_FAILED = 1
+"""A scenario does not load, an expectation failed, or the server could not start."""
 EXIT_USAGE = 2
-DEFAULT_SCENARIO = "default.yaml"
+"""A bad flag, `VESANOR_MOCK_*` value, or `--expect` file."""
+EXIT_UNREACHABLE = 3
+"""`verify` or `export`: no mock answered at `--url`, or its control API refused."""
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "a scenario does not load, an expectation failed, or serve could not start",
+    EXIT_USAGE: "a bad flag, VESANOR_MOCK_* value or --expect file",
+    EXIT_UNREACHABLE: "verify/export: no mock answered at --url, or its control API refused",
+}
+DEFAULT_SCENARIO = "default"
+DEFAULT_URL = "http://127.0.0.1:8080"
+SERVE_OPTIONS = (
+    "host",
+    "port",
+    "scenario",
+    "scenario_dir",
+    "seed",
+    "validation",
+    "control_token",
+    "log_format",
+)
+Env = Mapping[str, str]
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **extra: Any) -> None:
+    """Add an option's flag, its help naming its environment variable."""
+    option = OPTIONS[name]
+    parser.add_argument(
+        option.flag, type=option.parse, default=None, help=f"{option.help} [{option.env}]", **extra
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vesanor-mock", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the mock server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    serve.add_argument("--seed", type=int, default=0, help="seed for ids (default 0)")
-    serve.add_argument("--validation", choices=("strict", "lenient", "off"), default="strict")
-    serve.add_argument(
-        "--scenario", help="scenario YAML file to load (default: the bundled default.yaml)"
+    codes = "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="vesanor-mock",
+        description="A local, deterministic mock of the Vesanor Runtime API.",
+        epilog=f"exit codes:\n{codes}\n\nSee docs/cli.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--control-token", help="require this bearer token on /_mock")
+    parser.add_argument("--version", action="version", version=f"vesanor-mock {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the mock server in the foreground")
+    for name in SERVE_OPTIONS:
+        _flag(serve, name)
+    serve.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"{OPTIONS['reload'].help} [{OPTIONS['reload'].env}]",
+    )
     validate = commands.add_parser("validate", help="check scenario files, print every problem")
-    validate.add_argument("files", nargs="+", help="scenario YAML or JSON files")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML or JSON files")
     verify = commands.add_parser("verify", help="check a running mock's expectations")
-    verify.add_argument("--url", default="http://127.0.0.1:8080", help="the mock's base URL")
-    verify.add_argument("--control-token", help="bearer token of the control API")
+    verify.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="expectations to check (a list, or a "
+        "scenario's expect); default: the loaded scenario's own",
+    )
+    export = commands.add_parser("export", help="write a running mock's run as a scenario")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    for command in (verify, export):
+        _flag(command, "url")
+        _flag(command, "control_token")
+    commands.add_parser("openapi", help="print the OpenAPI 3.1 document of /api/v1")
     return parser
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the server in the foreground until interrupted."""
-    scenario = args.scenario or str(fixtures_dir() / DEFAULT_SCENARIO)
-    settings = Settings(
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        validation=args.validation,
-        scenario=scenario,
-        control_token=args.control_token,
-    )
+def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
+    """Entry point of the console script; answers the exit code."""
+    args = _parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace, Env], int]] = {
+        "serve": serve,
+        "validate": validate,
+        "verify": verify,
+        "openapi": openapi,
+        "export": export,
+    }
     try:
-        service = MockService(settings)
+        return commands[args.command](args, os.environ if env is None else env)
+    except ConfigError as error:
+        print(f"vesanor-mock: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def serve(args: argparse.Namespace, env: Env) -> int:
+    """Serve until SIGINT or SIGTERM; reload the scenario file when it changes."""
+    values = resolve(vars(args), env, names=(*SERVE_OPTIONS, "reload"))
+    folders = [values["scenario_dir"]] if "scenario_dir" in values else []
+    try:
+        path = find_scenario(values.get("scenario", DEFAULT_SCENARIO), folders)
+        service = MockService(settings_from(values, scenario=str(path)))
     except ScenarioError as error:
         print(error.render(), file=sys.stderr)
         return EXIT_FAILED
-    base = f"http://{settings.host}:{settings.port}"
-    keys = "\n".join(
-        f"  API key:  {key} (tenant {tenant})" for key, tenant in service.spec.api_keys.items()
-    )
-    name = service.scenario.name if service.scenario else "none"
-    print(
-        f"vesanor-mock listening on {base}\n  API base: {base}/api/v1\n{keys}\n"
-        f"  scenario: {name} ({scenario})\n  control:  {base}/_mock",
-        flush=True,
-    )
-    app = create_app(service=service)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", **_fast_stack())
-    return EXIT_OK
+    settings = service.settings
+    if not is_loopback(settings.host) and not settings.control_token:
+        print(exposed_warning(settings.host), file=sys.stderr, flush=True)
+    accesslog.configure(settings.log_format)
+    reload = bool(values.get("reload", True))
+    watcher = ScenarioWatcher(service, path, _stderr).start() if reload else None
+    try:
+        started = serve_forever(service, lambda url: _say(banner(service, url, reload)))
+    except ServerStartError as error:
+        print(f"vesanor-mock: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    return EXIT_OK if started else EXIT_FAILED
 
 
-def validate(args: argparse.Namespace) -> int:
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def exposed_warning(host: str) -> str:
+    """The warning for a server reachable from other machines with an open control API."""
+    return (
+        f"vesanor-mock: WARNING: bound to {host}, which other machines can reach, and the "
+        "/_mock control API has no token: anyone who reaches it can reset or rescript the "
+        "mock. Set --control-token (or VESANOR_MOCK_CONTROL_TOKEN), or bind 127.0.0.1."
+    )
+
+
+def banner(service: MockService, url: str, reload: bool) -> str:
+    """The start-up banner: URLs, keys (only vsk_test_default in clear), scenario."""
+    settings = service.settings
+    keys = [(shown_key(key), tenant) for key, tenant in service.spec.api_keys.items()]
+    scenario = service.scenario
+    name, source = (scenario.name, scenario.source) if scenario else (None, None)
+    if settings.log_format == "json":
+        return json.dumps(
+            {
+                "event": "listening",
+                "url": url,
+                "api_url": f"{url}/api/v1",
+                "api_keys": [{"key": key, "tenant": tenant} for key, tenant in keys],
+                "scenario": {"name": name, "source": source, "reload": reload},
+                "control_token": settings.control_token is not None,
+            }
+        )
+    lines = [f"vesanor-mock {__version__} listening on {url}", f"  API base:  {url}/api/v1"]
+    lines += [f"  API key:   {key} (tenant {tenant})" for key, tenant in keys]
+    watched = ", reloaded when it changes" if reload else ""
+    lines.append(f"  scenario:  {name} ({source}{watched})")
+    guard = "needs the control token" if settings.control_token else "open, no token"
+    lines.append(f"  control:   {url}/_mock ({guard})")
+    lines.append(f"  OpenAPI:   {url}/openapi.json")
+    return "\n".join(lines)
+
+
+def shown_key(key: str) -> str:
+    """The public default test key in full; any other key masked, as in logs and exports."""
+    return key if key == DEFAULT_API_KEY else mask(key)
+
+
+def validate(args: argparse.Namespace, env: Env) -> int:
     """Load each file; print `file: ok` or every problem, file:line:col first."""
     failed = False
     for path in args.files:
@@ -86,30 +211,83 @@ def validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def verify(args: argparse.Namespace) -> int:
-    """POST /_mock/verify on a running mock; print each failure; exit 1 if any."""
-    headers = {"Authorization": f"Bearer {args.control_token}"} if args.control_token else {}
+def _client(args: argparse.Namespace, env: Env) -> MockClient:
+    values = resolve(vars(args), env, names=("url", "control_token"))
+    return MockClient(values.get("url", DEFAULT_URL), token=values.get("control_token"))
+
+
+def verify(args: argparse.Namespace, env: Env) -> int:
+    """Check expectations on a running mock; print a report; exit 0 only when all hold."""
+    client = _client(args, env)
+    expect = None
+    if args.expect is not None:
+        try:
+            expect = read_expectations(args.expect)
+        except ScenarioError as error:
+            print(error.render(), file=sys.stderr)
+            return EXIT_USAGE
     try:
-        response = requests.post(f"{args.url}/_mock/verify", headers=headers, timeout=10)
-    except requests.RequestException as exc:
-        print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if response.status_code != 200:
-        print(f"verify answered {response.status_code}: {response.text}", file=sys.stderr)
-        return EXIT_FAILED
-    result = response.json()
-    for failure in result["failures"]:
-        print(failure["message"])
-    print(f"{result['checked']} expectation(s) checked, {len(result['failures'])} failed")
-    return EXIT_OK if result["ok"] else EXIT_FAILED
+        result = client.verify(expect)
+    except ControlError as error:
+        print(f"vesanor-mock: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if result.ok:
+        print(f"vesanor-mock: {result.checked} expectation(s) checked, all met")
+        return EXIT_OK
+    print(result.report())
+    return EXIT_FAILED
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
-    args = _parser().parse_args(argv)
-    commands = {"serve": serve, "validate": validate, "verify": verify}
-    command = commands.get(args.command)
-    if command is None:
-        print(f"unknown command {args.command}", file=sys.stderr)
-        return EXIT_USAGE
-    return command(args)
+def openapi(args: argparse.Namespace, env: Env) -> int:
+    """Print the OpenAPI 3.1 document built from the schemas (also GET /openapi.json)."""
+    print(json.dumps(build_openapi(SchemaRegistry.load()), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def export(args: argparse.Namespace, env: Env) -> int:
+    """Write a running mock's run as a scenario that replays it (stdout or `-o FILE`)."""
+    client = _client(args, env)
+    try:
+        answer = client.export()
+        journal = client.journal()
+    except ControlError as error:
+        print(f"vesanor-mock: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    text = dump_scenario(answer["scenario"], export_header(client.url, answer, journal))
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    with open(args.output, "w", encoding="utf-8") as out:
+        out.write(text)
+    count = answer["journal"]["entries"]
+    print(f"vesanor-mock: wrote {args.output} ({count} request(s))", file=sys.stderr)
+    return EXIT_OK
+
+
+def export_header(url: str, answer: dict[str, Any], journal: list[dict[str, Any]]) -> str:
+    """The comment block of an export: where it came from, what was replaced or left out."""
+    kept = answer["journal"]
+    lines = [
+        f"Exported by vesanor-mock {__version__} from {url} (scenario file: {answer['source']}).",
+        "Replay: vesanor-mock serve --scenario THIS_FILE, run the same client, then",
+        "vesanor-mock verify: the expectations below are the requests this run made.",
+    ]
+    if kept["total"] > kept["entries"]:
+        lines.append(
+            f"WARNING: {kept['total'] - kept['entries']} early request(s) had left the journal "
+            "(journal_limit); only the rest are expected."
+        )
+    for item in answer["keys"]:
+        lines.append(
+            f"API key {item['key']} of tenant {item['tenant']} is replaced by "
+            f"{item['export_key']}: point the client at that key to replay."
+        )
+    if answer["runtime_rules"]:
+        lines.append(
+            f"{answer['runtime_rules']} rule(s) were added at run time; they are written as "
+            "scenario rules, counting from the first request."
+        )
+    lines += ["Control-API calls made during the run (clock advances, resets) are not replayed."]
+    for item in answer["original_expect"]:
+        lines.append("The scenario's own expectation (not checked here): " + json.dumps(item))
+    return "\n".join([*lines, *(line.strip() for line in format_journal(journal))])

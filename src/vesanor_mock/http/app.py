@@ -19,6 +19,7 @@ from ..domain.world import World, WorldSpec, compile_plans
 from ..errors import ApiError, MethodNotAllowed, NotFound
 from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
+from .accesslog import log_entry
 from .api import API_PREFIX, OPERATIONS, Operation
 from .control import CONTROL_PREFIX, control_routes
 from .edge import envelope, error_response
@@ -102,7 +103,7 @@ class MockService:
         if path.startswith(API_PREFIX + "/") or path == API_PREFIX:
             draft = Draft(world.clock.now_iso(), request_id, request.method, path)
             draft.status, draft.response_body = error.status, envelope(error, request_id)
-            world.journal.record(draft, 0.0)
+            log_entry(world.journal.record(draft, 0.0))
         return error_response(error, request_id)
 
     async def handle(self, request: Request, op: Operation) -> Response:

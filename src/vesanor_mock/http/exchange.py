@@ -27,6 +27,7 @@ from ..domain.rules import Effects, Facts, Verdict
 from ..domain.world import World
 from ..errors import ApiError, FieldError, InternalError, ValidationFailed
 from ..schemas import SchemaRegistry
+from .accesslog import log_entry
 from .api import Operation, Result
 from .edge import (
     bearer_token,
@@ -89,7 +90,7 @@ class Exchange:
         except Exception:  # a bug outside the runtime call: the same envelope, and recorded
             response = self._internal_error(outcome=self.draft.outcome)
         finally:
-            self.world.journal.record(self.draft, (time.perf_counter() - started) * 1000)
+            log_entry(self.world.journal.record(self.draft, (time.perf_counter() - started) * 1000))
         return response
 
     async def _run(self) -> Response:

@@ -1,0 +1,110 @@
+"""The access log: one line per `/api/v1` request with its status, session and decision.
+
+Records go to the `vesanor_mock.access` logger at INFO, built only when someone listens
+(so tests and benchmarks pay one level check). `configure` gives `vesanor-mock serve` its
+output: text lines or one JSON object per line. Nothing from the headers is logged, so an
+API key never reaches the log; the decision is read from the answer the client received.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+from ..domain.journal import Entry
+
+log = logging.getLogger("vesanor_mock.access")
+FIELDS = "access"
+
+
+def log_entry(entry: Entry) -> None:
+    """Log one journaled request (a no-op unless INFO is enabled)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields = access_fields(entry)
+    log.info(text_line(fields), extra={FIELDS: fields})
+
+
+def access_fields(entry: Entry) -> dict[str, Any]:
+    """What the access log says about one request."""
+    return {
+        "request_id": entry.request_id,
+        "method": entry.method,
+        "path": entry.path,
+        "endpoint": entry.endpoint,
+        "status": entry.status,
+        "session_id": entry.session_id,
+        "outcome": entry.outcome,
+        "decision": decision(entry.response_body),
+        "error": error_code(entry.response_body),
+        "rules_fired": list(entry.rules_fired),
+        "duration_ms": entry.duration_ms,
+    }
+
+
+def decision(body: Any) -> str | None:
+    """The policy's decision in the answer (`allow`, `block`, `partial`), if any."""
+    found = body.get("decision") if isinstance(body, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def error_code(body: Any) -> str | None:
+    """The error code of an answer in the error envelope, if it is one."""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def text_line(fields: dict[str, Any]) -> str:
+    """`POST /api/v1/... 200 session=s-1 decision=block rules=r1 (handled, 1.2 ms) req_…`."""
+    status = fields["status"] if fields["status"] is not None else "dropped"
+    parts = [f"{fields['method']} {fields['path']} {status}"]
+    if fields["session_id"]:
+        parts.append(f"session={fields['session_id']}")
+    if fields["decision"]:
+        parts.append(f"decision={fields['decision']}")
+    if fields["error"]:
+        parts.append(f"error={fields['error']}")
+    if fields["rules_fired"]:
+        parts.append("rules=" + ",".join(fields["rules_fired"]))
+    parts.append(f"({fields['outcome']}, {fields['duration_ms']} ms) {fields['request_id']}")
+    return " ".join(parts)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, and the access fields or message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, FIELDS, None)
+        if fields is not None:
+            out.update(fields)
+        else:
+            out["message"] = record.getMessage()
+            if record.exc_info:
+                out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure(log_format: str, stream: TextIO | None = None) -> logging.Handler:
+    """Send vesanor-mock's logs (access at INFO, errors) to `stream` as text or JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    for name in ("vesanor_mock", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger("vesanor_mock").setLevel(logging.INFO)
+    return handler
