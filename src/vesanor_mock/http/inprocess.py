@@ -1,0 +1,50 @@
+"""The mock without a socket: a Starlette TestClient that calls the ASGI app directly.
+
+A rule's `drop_connection` raises `ConnectionDropped` (a ConnectionError) from the
+client's call, where a socket would have been closed. TestClient needs httpx2 (or,
+deprecated by Starlette, httpx): `pip install httpx2`, or `pip install
+'vesanor-mock[inprocess]'`. Without either, importing this module raises ImportError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from starlette.testclient import TestClient
+except (ImportError, RuntimeError) as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the in-process mock needs httpx2 for Starlette's TestClient: pip install httpx2"
+    ) from exc
+
+from .app import MockService, create_app
+
+BASE_URL = "http://vesanor-mock.test"
+
+
+class InProcessMock:
+    """One MockService behind a TestClient; `client` speaks httpx's API to `BASE_URL`."""
+
+    def __init__(self, service: MockService) -> None:
+        self.service = service
+        self.url = BASE_URL
+        # Internal errors are answered as 500s (and raised later by check()); the only
+        # exception that reaches the caller is a scripted drop, as a ConnectionError.
+        self.client = TestClient(create_app(service=service), base_url=BASE_URL)
+        self.client.__enter__()  # one event loop thread for every request, not one each
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        body: bytes | None,
+    ) -> tuple[int, bytes]:
+        """A transport for MockClient: one request through the app, no socket."""
+        answer: Any = self.client.request(method, url, headers=headers, params=query, content=body)
+        return int(answer.status_code), bytes(answer.content)
+
+    def close(self) -> None:
+        """Stop the client's event loop thread."""
+        self.client.__exit__(None, None, None)
