@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -273,3 +275,14 @@ def test_in_process_a_dropped_connection_raises_and_the_retry_is_answered(
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_loading_the_plugin_imports_no_server_stack() -> None:
+    code = (
+        "import sys, vesanor_mock, vesanor_mock.pytest_plugin\n"
+        "print([m for m in ('uvicorn', 'starlette', 'requests', 'yaml') if m in sys.modules])\n"
+        "print(sorted(vesanor_mock.__all__) == sorted(vesanor_mock._EXPORTS))\n"
+        "print(all(getattr(vesanor_mock, name) for name in vesanor_mock.__all__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == ["[]", "True", "True"], done.stderr

@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from .config import OPTIONS, Settings, resolve, settings_from
-from .harness import InProcessHandle, MockHandle, in_process
-from .scenario_files import find_scenario
-from .scenarios import Scenario
-from .server import MockServer
+
+if TYPE_CHECKING:  # imported when a fixture is used: every pytest run loads this plugin
+    from .harness import InProcessHandle, MockHandle
+    from .scenarios import Scenario
+    from .server import MockServer
 
 PLUGIN_OPTIONS = {
     "host": "address the session's mock binds (default 127.0.0.1)",
@@ -31,9 +32,9 @@ PLUGIN_OPTIONS = {
     "validation": "request validation: strict, lenient or off (default strict)",
 }
 MARKER = "vesanor_scenario"
-HANDLES = pytest.StashKey[list[MockHandle]]()
-SERVER_HANDLE = pytest.StashKey[MockHandle]()
-H = TypeVar("H", bound=MockHandle)
+HANDLES = pytest.StashKey[list["MockHandle"]]()
+SERVER_HANDLE = pytest.StashKey["MockHandle"]()
+H = TypeVar("H", bound="MockHandle")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,6 +102,8 @@ def _folders(config: pytest.Config) -> list[Path]:
 @pytest.fixture(scope="session")
 def vesanor_mock_settings(pytestconfig: pytest.Config) -> Settings:
     """Settings of the session's mock, from options, `VESANOR_MOCK_*` and ini (override me)."""
+    from .scenario_files import find_scenario
+
     values = plugin_values(pytestconfig, dict(os.environ))
     port = int(str(values.get("port", 0)))
     scenario = find_scenario(str(values.get("scenario", "default")), _folders(pytestconfig))
@@ -110,12 +113,16 @@ def vesanor_mock_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def vesanor_mock_server(vesanor_mock_settings: Settings) -> Iterator[MockServer]:
     """The session's running MockServer (one per xdist worker); tests use `vesanor_mock`."""
+    from .server import MockServer
+
     with MockServer(vesanor_mock_settings) as server:
         yield server
 
 
 def _server_handle(server: MockServer, config: pytest.Config) -> MockHandle:
     """The session's handle on its server, made once (it caches parsed scenarios)."""
+    from .harness import MockHandle
+
     handle = config.stash.get(SERVER_HANDLE, None)
     if handle is None or handle.service is not server.service:
         handle = MockHandle(server.service, server.url, _folders(config))
@@ -156,6 +163,7 @@ def vesanor_mock_asgi(
     vesanor_mock_settings: Settings, pytestconfig: pytest.Config
 ) -> Iterator[InProcessHandle]:
     """The session's in-process mock (no socket; needs httpx2); tests use `vesanor_mock_app`."""
+    from .harness import in_process
     from .http.app import MockService
 
     handle = in_process(MockService(vesanor_mock_settings), _folders(pytestconfig))
