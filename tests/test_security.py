@@ -325,14 +325,19 @@ def test_api_keys_and_the_control_token_never_show_in_logs_the_journal_or_the_st
     assert acme.label(story["sid"], key="k").status_code == 500
     server.service.server_errors.clear()
     monkeypatch.undo()
+    control = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
+    export = requests.get(server.url + "/_mock/export", headers=control, timeout=10)
+    assert export.status_code == 200, export.text
     exports = [
         caplog.text,
         ctl.call("GET", "/journal").text,
         ctl.call("GET", "/state").text,
         ctl.call("GET", "/health").text,
+        export.text,
         "\n".join(server.service.server_errors),
     ]
     assert "a bug, to make the mock log a traceback" in caplog.text, "the log was not captured"
+    assert any(r.name == "vesanor_mock.access" for r in caplog.records), "no access log lines"
     for text in exports:
         for secret in SECRETS:
             assert secret not in text
