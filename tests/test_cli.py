@@ -3,6 +3,7 @@ test_cli_serve.py)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from vesanor_mock.cli import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     SERVE_OPTIONS,
+    _parser,
     main,
 )
 from vesanor_mock.config import OPTIONS, Settings
@@ -196,3 +198,19 @@ def test_python_dash_m_runs_the_same_command_line() -> None:
         timeout=30,
     )
     assert done.returncode == 0 and done.stdout.endswith(": ok (scenario 'default')\n")
+
+
+def test_docs_cli_md_names_every_flag_variable_and_exit_code() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        assert f"## {name}" in text, name
+        for action in command._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help"):
+                    assert f"`{flag}" in text, (name, flag)
+    for option in OPTIONS.values():
+        assert f"`{option.env}`" in text, option.env
+    for code, meaning in EXIT_CODES.items():
+        assert f"| {code} |" in text and meaning in text, code

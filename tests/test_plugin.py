@@ -5,8 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from vesanor_mock import pytest_plugin
+from vesanor_mock.config import OPTIONS
+from vesanor_mock.pytest_plugin import PLUGIN_OPTIONS
 
 EVERY_FIXTURE = """
 import pytest
@@ -286,3 +291,15 @@ def test_loading_the_plugin_imports_no_server_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.stdout.split() == ["[]", "True", "True"], done.stderr
+
+
+def test_docs_pytest_md_names_every_fixture_option_variable_and_ini_key() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "pytest.md").read_text(encoding="utf-8")
+    fixtures = [name for name in dir(pytest_plugin) if name.startswith("vesanor_mock")]
+    assert len(fixtures) == 6
+    for name in fixtures:
+        assert f"`{name}`" in text, name
+    for name in PLUGIN_OPTIONS:
+        option = "--vesanor-mock-" + name.replace("_", "-")
+        for word in (option, OPTIONS[name].env, f"vesanor_mock_{name}"):
+            assert f"`{word}`" in text, word
