@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import queue
 import signal
@@ -17,6 +19,7 @@ import pytest
 import requests
 
 from vesanor_mock.cli import EXIT_FAILED, EXIT_USAGE, main
+from vesanor_mock.http import accesslog
 from vesanor_mock.scenarios import fixtures_dir
 from vesanor_mock.server import MockServer
 
@@ -199,6 +202,21 @@ def test_serve_refuses_a_bad_environment_value_and_a_taken_port(
         port = str(taken.port)
         assert main(["serve", "--port", port, "--no-reload"], env={}) == EXIT_FAILED
     assert f"cannot bind 127.0.0.1:{port}" in capsys.readouterr().err
+    mock_logger = logging.getLogger("vesanor_mock")
+    assert mock_logger.handlers == [] and mock_logger.propagate  # nothing left behind
+
+
+def test_json_log_lines_carry_the_access_fields_or_the_message() -> None:
+    stream = io.StringIO()
+    with accesslog.configured("json", stream):
+        with MockServer() as server:
+            requests.get(server.url + "/api/v1/replay/sessions/x", headers=AUTH, timeout=5)
+        logging.getLogger("vesanor_mock").error("boom")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["error"] == "SESSION_NOT_FOUND" and first["session_id"] == "x"
+    assert first["time"].endswith("Z") and first["level"] == "info"
+    assert (second["level"], second["message"]) == ("error", "boom")
+    assert not logging.getLogger("vesanor_mock.access").isEnabledFor(logging.INFO)
 
 
 def test_an_unknown_scenario_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -134,11 +134,11 @@ def serve(args: argparse.Namespace, env: Env) -> int:
     settings = service.settings
     if not is_loopback(settings.host) and not settings.control_token:
         print(exposed_warning(settings.host), file=sys.stderr, flush=True)
-    accesslog.configure(settings.log_format)
     reload = bool(values.get("reload", True))
     watcher = ScenarioWatcher(service, path, _stderr).start() if reload else None
     try:
-        started = serve_forever(service, lambda url: _say(banner(service, url, reload)))
+        with accesslog.configured(settings.log_format):
+            started = serve_forever(service, lambda url: _say(banner(service, url, reload)))
     except ServerStartError as error:
         print(f"vesanor-mock: {error}", file=sys.stderr)
         return EXIT_FAILED

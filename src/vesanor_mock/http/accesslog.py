@@ -1,17 +1,20 @@
 """The access log: one line per `/api/v1` request with its status, session and decision.
 
 Records go to the `vesanor_mock.access` logger at INFO, built only when someone listens
-(so tests and benchmarks pay one level check). `configure` gives `vesanor-mock serve` its
-output: text lines or one JSON object per line. Nothing from the headers is logged, so an
-API key never reaches the log; the decision is read from the answer the client received.
+(so tests and benchmarks pay one level check). `configured` gives `vesanor-mock serve`
+its output, text lines or one JSON object per line, for as long as it runs. Nothing from
+the headers is logged, so an API key never reaches the log; the decision is read from the
+answer the client received.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from ..domain.journal import Entry
@@ -95,16 +98,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure(log_format: str, stream: TextIO | None = None) -> logging.Handler:
-    """Send vesanor-mock's logs (access at INFO, errors) to `stream` as text or JSON lines."""
+@contextlib.contextmanager
+def configured(log_format: str, stream: TextIO | None = None) -> Iterator[logging.Handler]:
+    """While inside: vesanor-mock's logs (access at INFO, errors) and uvicorn's errors go to
+    `stream` (default stdout) as text or JSON lines; on exit the loggers are as before."""
     handler = logging.StreamHandler(stream or sys.stdout)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    for name in ("vesanor_mock", "uvicorn.error"):
-        logger = logging.getLogger(name)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else _TEXT)
+    loggers = [logging.getLogger(name) for name in ("vesanor_mock", "uvicorn.error")]
+    before = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
         logger.addHandler(handler)
         logger.propagate = False
-    logging.getLogger("vesanor_mock").setLevel(logging.INFO)
-    return handler
+    loggers[0].setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        for logger, (level, propagate) in zip(loggers, before, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+_TEXT = logging.Formatter("%(asctime)s %(message)s")
