@@ -247,3 +247,10 @@ def test_a_posted_scenario_finds_its_contracts_through_base_dir() -> None:
             timeout=5,
         )
         assert without.status_code == 422
+
+
+def test_a_short_key_is_never_shown_whole_in_the_state() -> None:
+    with MockServer() as server:
+        control = MockClient(server.url)
+        control.load_scenario("tenants: [{name: t, api_keys: [key_abcdefgh, vsk_test_default]}]\n")
+        assert control.state()["tenants"] == [{"name": "t", "api_keys": ["ke…", "vsk_te…ault"]}]

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from vesanor_mock.config import Settings
+from vesanor_mock.errors import ScenarioError
 from vesanor_mock.scenarios import fixtures_dir
 from vesanor_mock.server import MockServer, ServerErrors, ServerStartError, base_url
 
@@ -40,10 +41,14 @@ def test_the_server_answers_as_soon_as_start_returns() -> None:
         _ = server.url
 
 
-def test_a_scenario_can_be_given_by_path() -> None:
+def test_a_scenario_can_be_given_by_path_or_bundled_name() -> None:
     with MockServer(scenario=fixtures_dir() / "forced-block.yaml") as server:
         health = requests.get(server.url + "/_mock/health", timeout=5).json()
     assert health == {"status": "ok", "scenario": "forced-block"}
+    loaded = MockServer(scenario="outage-503").service.scenario
+    assert loaded is not None and loaded.name == "outage-503"
+    with pytest.raises(ScenarioError, match="no scenario of that name"):
+        MockServer(scenario="no-such-story")
 
 
 def test_stop_does_not_wait_for_a_request_held_by_a_long_delay(running: MockServer) -> None:

@@ -21,6 +21,7 @@ import uvicorn
 
 from .config import Settings
 from .http.app import MockService, create_app
+from .scenario_files import find_scenario
 
 DEFAULT_GRACE = 1.0
 
@@ -51,8 +52,8 @@ class MockServer:
     """A mock server for tests: `with MockServer() as server: requests.get(server.url + ...)`.
 
     `MockServer()` listens on 127.0.0.1 and a free port with no scenario;
-    `MockServer(scenario="fixtures/forced-block.yaml")` loads one; `settings` gives
-    everything else. `host` and `port` override the settings'.
+    `MockServer(scenario="fixtures/x.yaml")` loads a file, `scenario="forced-block"` a
+    bundled one; `settings` gives everything else. `host` and `port` override the settings'.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class MockServer:
     ) -> None:
         settings = settings or Settings(port=0)
         if scenario is not None:
-            settings = dataclasses.replace(settings, scenario=str(scenario))
+            settings = dataclasses.replace(settings, scenario=str(find_scenario(scenario)))
         self.settings = settings
         self.host = host or settings.host
         self.port = settings.port if port is None else port

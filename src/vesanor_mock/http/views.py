@@ -8,6 +8,7 @@ from ..domain.runtime import Runtime
 from ..domain.views import session_view
 from ..domain.world import World
 from ..errors import FieldError, ValidationFailed
+from ..scenario_export import mask
 from ..scenarios import Scenario
 from ..schemas import ENDPOINTS
 
@@ -15,10 +16,8 @@ JOURNAL_FILTERS = ("endpoint", "session_id", "status", "since")
 
 
 def mask_key(key: str) -> str:
-    """An API key shown without giving it away: `vsk_te…ault`."""
-    if len(key) <= 8:
-        return key[:2] + "…"
-    return f"{key[:6]}…{key[-4:]}"
+    """An API key shown without giving it away: `vsk_te…ault` (as the banner and exports)."""
+    return mask(key)
 
 
 def state_view(world: World, scenario: Scenario | None) -> dict[str, Any]:
