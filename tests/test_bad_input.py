@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from vesanor_mock.domain.journal import DEFAULT_MAX_BYTES, Draft, Journal
 from vesanor_mock.http import exchange
 from vesanor_mock.server import MockServer, ServerErrors
 
@@ -304,3 +305,27 @@ def test_a_bug_outside_the_runtime_call_answers_the_envelope_and_fails_the_test(
     assert answer.json()["error"]["code"] == "INTERNAL_ERROR"
     with pytest.raises(ServerErrors, match="a bug in the pipeline"):
         server.check()
+
+
+def test_the_journal_drops_its_oldest_entries_past_its_byte_budget() -> None:
+    journal = Journal(limit=10, max_bytes=100)
+    for n in range(5):
+        journal.record(Draft("t", f"req_{n}", "POST", "/p", size=40), 0.0)
+    assert [e.request_id for e in journal.entries()] == ["req_3", "req_4"]
+    assert journal.size == 80 and journal.total == 5
+    journal.record(Draft("t", "req_big", "POST", "/p", size=1000), 0.0)
+    assert [e.request_id for e in journal.entries()] == ["req_big"]
+
+
+def test_refused_huge_bodies_do_not_pile_up_in_memory(
+    server: MockServer, api: Api, story: Story
+) -> None:
+    huge = body(key="x" * 900_000)
+    url = f"{api.base_url}/api/v1/replay/sessions/{story.sid}/labels"
+    http = requests.Session()
+    for _ in range(90):
+        answer = http.post(url, data=huge, headers=AUTH, timeout=10)
+        assert answer.status_code == 422
+    journal = server.service.world.journal
+    assert journal.size <= DEFAULT_MAX_BYTES
+    assert len(journal) < 90

@@ -1,7 +1,8 @@
 """The journal: a bounded record of the requests a world answered (PROTOCOL.md §6).
 
-One entry per `/api/v1` request, oldest first, at most `limit` entries (older ones fall
-off, so a long run holds memory flat). Bodies are the parsed objects the request pipeline
+One entry per `/api/v1` request, oldest first, at most `limit` entries and at most
+`max_bytes` of bodies as they crossed the wire (older ones fall off, so a long run holds
+memory flat even when its bodies are large). Bodies are the parsed objects the request pipeline
 already holds, stored by reference, never copied or re-serialised; nothing from the
 headers is kept, so an API key never reaches the journal.
 """
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_LIMIT = 10_000
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""The most body bytes (requests and answers, as sent) the journal keeps."""
 OUTCOMES = ("handled", "raw", "dropped", "refused")
 
 
@@ -35,6 +38,7 @@ class Entry:
     response_body: Any
     duration_ms: float
     tools: tuple[str, ...] = ()
+    size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form of §6 (`tools` is internal: verify uses it)."""
@@ -71,22 +75,31 @@ class Draft:
     request_body: Any = None
     response_body: Any = None
     tools: tuple[str, ...] = ()
+    size: int = 0  # bytes of the request and answer bodies, as they crossed the wire
 
 
 class Journal:
     """A bounded, thread-safe deque of entries with increasing `seq` numbers."""
 
-    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, limit: int = DEFAULT_LIMIT, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if limit < 1:
             raise ValueError("journal_limit must be at least 1")
-        self._entries: deque[Entry] = deque(maxlen=limit)
+        self._entries: deque[Entry] = deque()
+        self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._seq = 0
         self._lock = threading.Lock()
 
     @property
     def limit(self) -> int:
         """The most entries kept."""
-        return self._entries.maxlen or 0
+        return self._limit
+
+    @property
+    def size(self) -> int:
+        """Body bytes held by the entries kept."""
+        return self._bytes
 
     @property
     def total(self) -> int:
@@ -117,8 +130,14 @@ class Journal:
                 response_body=draft.response_body,
                 duration_ms=round(duration_ms, 3),
                 tools=draft.tools,
+                size=draft.size,
             )
             self._entries.append(entry)
+            self._bytes += entry.size
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._limit or self._bytes > self._max_bytes
+            ):
+                self._bytes -= self._entries.popleft().size
             return entry
 
     def entries(

@@ -85,11 +85,13 @@ class Exchange:
     async def run(self) -> Response:
         """Answer the request (or drop it) and journal what happened."""
         started = time.perf_counter()
+        response: Response | None = None
         try:
             response = await self._run()
         except Exception:  # a bug outside the runtime call: the same envelope, and recorded
             response = self._internal_error(outcome=self.draft.outcome)
         finally:
+            self.draft.size += len(getattr(response, "body", b""))
             log_entry(self.world.journal.record(self.draft, (time.perf_counter() - started) * 1000))
         return response
 
@@ -130,6 +132,7 @@ class Exchange:
         if op.has_body:
             check_media_type(request)
             raw = await read_body(request, spec.max_body_bytes)
+            self.draft.size = len(raw)
             body = require_object(parse_json(raw))
             self.draft.request_body = body
             self.registry.validate_request(op.name, body, spec.validation)
