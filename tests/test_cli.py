@@ -214,3 +214,10 @@ def test_docs_cli_md_names_every_flag_variable_and_exit_code() -> None:
         assert f"`{option.env}`" in text, option.env
     for code, meaning in EXIT_CODES.items():
         assert f"| {code} |" in text and meaning in text, code
+
+
+def test_a_bad_flag_value_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "x"])
+    assert exited.value.code == EXIT_USAGE
+    assert "argument --port: expected a port number, got 'x'" in capsys.readouterr().err

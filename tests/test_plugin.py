@@ -187,7 +187,9 @@ def test_a_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass\n")
     result = pytester.runpytest("--vesanor-mock-port=eighty")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--vesanor-mock-port*invalid*"])
+    result.stderr.fnmatch_lines(
+        ["*argument --vesanor-mock-port: expected a port number, got 'eighty'"]
+    )
 
 
 def test_an_unknown_marker_scenario_errors_with_where_it_looked(pytester: pytest.Pytester) -> None:
@@ -303,3 +305,20 @@ def test_docs_pytest_md_names_every_fixture_option_variable_and_ini_key() -> Non
         option = "--vesanor-mock-" + name.replace("_", "-")
         for word in (option, OPTIONS[name].env, f"vesanor_mock_{name}"):
             assert f"`{word}`" in text, word
+
+
+def test_a_marker_path_is_also_found_from_the_rootdir(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.vesanor_scenario("scenarios/mine.yaml")
+        def test_x(vesanor_mock):
+            assert vesanor_mock.scenario.name == "mine"
+        """
+    )
+    monkeypatch.chdir(project.mkdir("elsewhere"))
+    result = project.runpytest(str(project.path), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

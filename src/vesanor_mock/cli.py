@@ -63,7 +63,11 @@ def _flag(parser: argparse.ArgumentParser, name: str, **extra: Any) -> None:
     """Add an option's flag, its help naming its environment variable."""
     option = OPTIONS[name]
     parser.add_argument(
-        option.flag, type=option.parse, default=None, help=f"{option.help} [{option.env}]", **extra
+        option.flag,
+        type=option.argtype,
+        default=None,
+        help=f"{option.help} [{option.env}]",
+        **extra,
     )
 
 

@@ -7,6 +7,7 @@ pytest ini file) > the default. The environment is passed in, never read at impo
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping
@@ -112,6 +113,13 @@ class Option:
     def flag(self) -> str:
         """Its command-line flag, e.g. `--control-token`."""
         return "--" + self.name.replace("_", "-")
+
+    def argtype(self, text: str) -> Any:
+        """The parser as an argparse `type` (pytest's too): a bad value reads as its reason."""
+        try:
+            return self.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 OPTIONS: dict[str, Option] = {

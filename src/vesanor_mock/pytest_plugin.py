@@ -45,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(
             "--vesanor-mock-" + name.replace("_", "-"),
             dest="vesanor_mock_" + name,
-            type=OPTIONS[name].parse,
+            type=OPTIONS[name].argtype,
             default=None,
             help=f"{text} [{env}; ini vesanor_mock_{name}]",
         )
@@ -93,10 +93,11 @@ def _worker_index() -> int:
 
 
 def _folders(config: pytest.Config) -> list[Path]:
-    """The scenario folder, if one is set (relative to the rootdir)."""
+    """Where scenario names are looked up: the scenario folder (if set), then the rootdir."""
     values = plugin_values(config, dict(os.environ))
     folder = values.get("scenario_dir")
-    return [config.rootpath / str(folder)] if folder else []
+    given = [config.rootpath / str(folder)] if folder else []
+    return [*given, config.rootpath]
 
 
 @pytest.fixture(scope="session")
