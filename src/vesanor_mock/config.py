@@ -127,12 +127,12 @@ OPTIONS: dict[str, Option] = {
     for option in (
         Option("host", parse_text, "address to bind (default 127.0.0.1)"),
         Option("port", parse_port, "port to bind; 0 picks a free one (default 8080)"),
-        Option("scenario", parse_text, "scenario file, or the name of a bundled one"),
+        Option("scenario", parse_text, "scenario file or bundled name (default: default)"),
         Option("scenario_dir", parse_text, "folder where scenario names are looked up first"),
         Option("seed", parse_seed, "seed of the id generator (default 0)"),
-        Option("validation", choice(*VALIDATION_MODES), "request validation (default strict)"),
+        Option("validation", choice(*VALIDATION_MODES), "strict (default), lenient or off"),
         Option("control_token", parse_text, "bearer token the /_mock control API requires"),
-        Option("log_format", choice(*LOG_FORMATS), "access log format (default text)"),
+        Option("log_format", choice(*LOG_FORMATS), "access log format: text (default) or json"),
         Option("reload", parse_bool, "reload the scenario file when it changes (default on)"),
         Option("url", parse_text, "base URL of a running mock (default http://127.0.0.1:8080)"),
     )
