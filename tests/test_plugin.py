@@ -322,3 +322,21 @@ def test_a_marker_path_is_also_found_from_the_rootdir(
     monkeypatch.chdir(project.mkdir("elsewhere"))
     result = project.runpytest(str(project.path), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_a_scenario_file_changed_between_tests_is_read_again(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_first(vesanor_mock, tmp_path_factory):
+            path = tmp_path_factory.getbasetemp() / "live.yaml"
+            path.write_text("scenario: one\\n")
+            assert vesanor_mock.load(path).name == "one"
+            assert vesanor_mock.load(path) is vesanor_mock.scenario
+
+        def test_second(vesanor_mock, tmp_path_factory):
+            path = tmp_path_factory.getbasetemp() / "live.yaml"
+            path.write_text("scenario: second\\n")
+            assert vesanor_mock.load(path).name == "second"
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)

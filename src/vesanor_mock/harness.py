@@ -43,7 +43,7 @@ class MockHandle:
         self.folders = [Path(folder) for folder in folders]
         self.control = MockClient(url, token=service.settings.control_token, transport=transport)
         self.initial = service.scenario
-        self._parsed: dict[tuple[str, int], Scenario] = {}
+        self._parsed: dict[tuple[str, int, int], Scenario] = {}
 
     @property
     def api_url(self) -> str:
@@ -69,7 +69,8 @@ class MockHandle:
     def load(self, scenario: str | Path) -> Scenario:
         """Load a scenario by name (scenario folder, then bundled) or path; resets all state."""
         path = find_scenario(scenario, self.folders)
-        key = (str(path.resolve()), os.stat(path).st_mtime_ns)
+        stat = os.stat(path)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         loaded = self._parsed.get(key)
         if loaded is None:
             loaded = self.service.load_path(path)
