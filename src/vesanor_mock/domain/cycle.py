@@ -292,6 +292,7 @@ def _judge_all(
         calls.append(entry)
     for pending in registered:
         session.pending[pending.pending_call_id] = pending
+        session.unresolved[pending.pending_call_id] = None
     return calls
 
 

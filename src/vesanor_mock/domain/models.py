@@ -303,6 +303,7 @@ class Session:
     committed: list[CommittedCall] = field(default_factory=list)
     forbidden: set[str] = field(default_factory=set)
     pending: dict[str, PendingCall] = field(default_factory=dict)  # insertion = oldest first
+    unresolved: dict[str, None] = field(default_factory=dict)  # pending ids without a receipt
     receipts: dict[str, Receipt] = field(default_factory=dict)  # by pending_call_id
     prepared: dict[str, Any] = field(default_factory=dict)  # cycle.Prepared by id
     preflight_answers: dict[str, tuple[JSON, JSON]] = field(default_factory=dict)

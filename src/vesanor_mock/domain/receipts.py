@@ -36,6 +36,7 @@ def receipt(ctx: Context, session: Session, body: dict[str, Any]) -> dict[str, A
     reason = _commit_reason(session, pending, body)
     receipt_id = ctx.ids.new("rcpt")
     pending.receipt_id = receipt_id
+    session.unresolved.pop(pending_id, None)
     if reason == "committed":
         _commit(ctx, session, pending, body.get("output"))
     else:

@@ -60,4 +60,4 @@ def pending_view(session: Session) -> list[dict[str, Any]]:
 
 def unresolved_ids(session: Session) -> list[str]:
     """Pending calls still waiting for a receipt."""
-    return [pid for pid, call in session.pending.items() if call.status == "pending"]
+    return list(session.unresolved)
