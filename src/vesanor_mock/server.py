@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from . import gcpolicy
 from .config import Settings
 from .http.app import MockService, create_app
 from .scenario_files import find_scenario
@@ -157,9 +158,11 @@ def serve_forever(
     url = base_url(settings.host, sock.getsockname()[1])
     server = _Uvicorn(uvicorn_config(create_app(service=service), grace), lambda: on_ready(url))
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    gcpolicy.install()
     try:
         server.run(sockets=[sock])
     finally:
+        gcpolicy.uninstall()
         sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
