@@ -24,6 +24,7 @@ from .sessionops import (
 from .views import pending_view, session_view, unresolved_ids
 
 Answer = dict[str, Any]
+COMPILED_KEPT = 256  # distinct request contracts kept compiled
 
 
 class Runtime:
@@ -34,6 +35,7 @@ class Runtime:
         self.lock = threading.RLock()
         self.sessions: dict[tuple[str, str], Session] = {}
         self.plans: dict[tuple[str, str, str], Plan] = {}
+        self._compiled: dict[str, contracts.CompiledSession] = {}
         self.workflows: workflows.Workflows = {}
 
     # -- lookups --------------------------------------------------------------------------
@@ -159,6 +161,21 @@ class Runtime:
             )
         return {"session": session_view(session), "lease": session.lease.to_dict()}
 
+    def _compile(self, raw: dict[str, Any]) -> contracts.CompiledSession:
+        """Compile a request's contract once per distinct contract (compiled sessions are
+        read-only, so sessions with the same contract share one)."""
+        try:
+            digest = contracts.compiled_hash(raw)
+        except (TypeError, ValueError):
+            return contracts.compile_session(raw)  # reports why it cannot be hashed
+        found = self._compiled.get(digest)
+        if found is None:
+            found = contracts.compile_session(raw)
+            if len(self._compiled) >= COMPILED_KEPT:
+                del self._compiled[next(iter(self._compiled))]
+            self._compiled[digest] = found
+        return found
+
     def _resolve_contract(
         self,
         tenant: str,
@@ -168,7 +185,7 @@ class Runtime:
         """The contract: the request's, a plan by hash, the workflow role's, the approved plan."""
         given = body.get("contract")
         if given is not None and "compiled_session" in given:
-            return contracts.compile_session(given["compiled_session"]), "request"
+            return self._compile(given["compiled_session"]), "request"
         if given is not None and "compiled_hash" in given:
             wanted = given["compiled_hash"]
             for candidate in self.plans.values():
