@@ -47,6 +47,7 @@ class Clock:
         self._origin = monotonic()
         self._advanced = timedelta(0)
         self._lock = threading.Lock()
+        self._frozen_iso: str | None = None  # a frozen clock's text, until it is advanced
 
     @property
     def mode(self) -> str:
@@ -68,7 +69,12 @@ class Clock:
 
     def now_iso(self) -> str:
         """The current virtual time as an RFC 3339 string."""
-        return format_timestamp(self.now())
+        if self._mode == "real":
+            return format_timestamp(self.now())
+        with self._lock:  # a frozen clock formats each moment once
+            if self._frozen_iso is None:
+                self._frozen_iso = format_timestamp(self._start + self._advanced)
+            return self._frozen_iso
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock forward (never back) and answer the new time."""
@@ -76,6 +82,7 @@ class Clock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._advanced += timedelta(seconds=seconds)
+            self._frozen_iso = None
         return self.now()
 
     def snapshot(self) -> dict[str, str]:
