@@ -72,7 +72,9 @@ class Exchange:
         self.op = op
         self.registry = registry
         self.on_error = on_error
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        scope = request.scope
+        query = scope.get("query_string", b"")
+        path = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
         self.draft = Draft(
             at=world.clock.now_iso(),
             request_id=world.ids.request_id(),
@@ -212,7 +214,7 @@ def _invoke(world: World, op: Operation, admitted: Admitted, verdict: Verdict) -
 
 def _query(request: Request, op: Operation, mode: str) -> dict[str, str]:
     """Query parameters, checked: errors point into them as if they were a JSON object."""
-    query = dict(request.query_params)
+    query = dict(request.query_params) if request.scope.get("query_string") else {}
     errors: list[FieldError] = []
     if mode == "strict":
         errors += [
