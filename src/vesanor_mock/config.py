@@ -18,7 +18,7 @@ from .domain.world import DEFAULT_API_KEY, DEFAULT_TENANT, PlanSeed
 from .errors import ConfigError
 
 VALIDATION_MODES = ("strict", "lenient", "off")
-LOG_FORMATS = ("text", "json")
+LOG_FORMATS = ("text", "json", "off")
 ENV_PREFIX = "VESANOR_MOCK_"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -132,7 +132,11 @@ OPTIONS: dict[str, Option] = {
         Option("seed", parse_seed, "seed of the id generator (default 0)"),
         Option("validation", choice(*VALIDATION_MODES), "strict (default), lenient or off"),
         Option("control_token", parse_text, "bearer token the /_mock control API requires"),
-        Option("log_format", choice(*LOG_FORMATS), "access log format: text (default) or json"),
+        Option(
+            "log_format",
+            choice(*LOG_FORMATS),
+            "access log format: text (default), json, or off (errors only)",
+        ),
         Option("reload", parse_bool, "reload the scenario file when it changes (default on)"),
         Option("url", parse_text, "base URL of a running mock (default http://127.0.0.1:8080)"),
     )

@@ -109,7 +109,7 @@ def configured(log_format: str, stream: TextIO | None = None) -> Iterator[loggin
     for logger in loggers:
         logger.addHandler(handler)
         logger.propagate = False
-    loggers[0].setLevel(logging.INFO)
+    loggers[0].setLevel(logging.WARNING if log_format == "off" else logging.INFO)
     try:
         yield handler
     finally:
@@ -119,4 +119,24 @@ def configured(log_format: str, stream: TextIO | None = None) -> Iterator[loggin
             logger.propagate = propagate
 
 
-_TEXT = logging.Formatter("%(asctime)s %(message)s")
+class TextFormatter(logging.Formatter):
+    """`2026-11-30T12:00:00.123Z message`: the second's text is formatted once per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one text line (with its traceback, if any)."""
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        line = f"{self._prefix}.{int(record.msecs):03d}Z {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+_TEXT = TextFormatter()
