@@ -9,7 +9,7 @@ from typing import Any
 from ..clock import parse_timestamp
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
 from . import policy
-from .models import PendingCall, Session
+from .models import HISTORY_KEPT, PendingCall, Session
 from .policy import PolicyView, Reason
 from .sessionops import (
     Context,
@@ -85,6 +85,8 @@ def preflight(
     answer = _prepare(ctx, session, body, extra_limits)
     if key is not None:
         session.preflight_answers[key] = (body, answer)
+        if len(session.preflight_answers) > HISTORY_KEPT:
+            del session.preflight_answers[next(iter(session.preflight_answers))]
     return dict(answer)
 
 

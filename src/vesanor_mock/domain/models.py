@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 JSON = Any
+HISTORY_KEPT = 1024
+"""Resolved pending calls, receipts, commits and idempotent preflights a session keeps."""
 
 
 @dataclass
@@ -300,7 +302,8 @@ class Session:
     workflow: WorkflowMembership | None = None
     killed: Killed | None = None
     metadata: dict[str, JSON] = field(default_factory=dict)
-    committed: list[CommittedCall] = field(default_factory=list)
+    committed: list[CommittedCall] = field(default_factory=list)  # the newest HISTORY_KEPT
+    latest_output: dict[str, JSON] = field(default_factory=dict)  # by tool, for preconditions
     forbidden: set[str] = field(default_factory=set)
     pending: dict[str, PendingCall] = field(default_factory=dict)  # insertion = oldest first
     unresolved: dict[str, None] = field(default_factory=dict)  # pending ids without a receipt

@@ -59,6 +59,7 @@ class PolicyView:
     tool_calls: int
     cost_usd: float
     forbidden: set[str]
+    latest: dict[str, Any] | None = None  # latest committed output by tool, when kept
 
     @classmethod
     def of(cls, session: Session) -> PolicyView:
@@ -71,6 +72,7 @@ class PolicyView:
             tool_calls=session.counters.tool_calls,
             cost_usd=session.counters.cost_usd,
             forbidden=session.forbidden,
+            latest=session.latest_output,
         )
 
 
@@ -140,9 +142,11 @@ def _risk(contract: CompiledSession, tool: ToolContract) -> list[Reason]:
     return []
 
 
-def latest_output(committed: Sequence[CommittedCall], tool_name: str) -> tuple[bool, Any]:
+def latest_output(view: PolicyView, tool_name: str) -> tuple[bool, Any]:
     """(committed at least once, output of its latest commit) for a tool."""
-    for call in reversed(committed):
+    if view.latest is not None:
+        return tool_name in view.latest, view.latest.get(tool_name)
+    for call in reversed(view.committed):
         if call.tool_name == tool_name:
             return True, call.output
     return False, None
@@ -153,7 +157,7 @@ def _preconditions(tool: ToolContract, view: PolicyView) -> list[Reason]:
     reasons: list[Reason] = []
     for precondition in tool.preconditions:
         required = precondition.requires_prior_tool
-        committed, output = latest_output(view.committed, required)
+        committed, output = latest_output(view, required)
         if not committed:
             reasons.append(Reason("precondition_not_met", f"Required prior tool: {required}"))
             continue
@@ -283,7 +287,7 @@ def _narrowing(contract: CompiledSession | None, view: PolicyView, name: str) ->
     if name in view.forbidden:
         return "forbidden_in_state"
     if tool is not None and any(
-        not latest_output(view.committed, p.requires_prior_tool)[0] for p in tool.preconditions
+        not latest_output(view, p.requires_prior_tool)[0] for p in tool.preconditions
     ):
         return "precondition_not_met"
     return None

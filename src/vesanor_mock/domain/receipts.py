@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import Conflict, NotFound
 from . import policy
 from .contracts import resolve_path
-from .models import CommittedCall, PendingCall, Receipt, Session
+from .models import HISTORY_KEPT, CommittedCall, PendingCall, Receipt, Session
 from .sessionops import Context, add_label, bump, ensure_fence, ensure_not_killed, kill, touch
 from .views import phase_view, unresolved_ids
 
@@ -55,6 +55,8 @@ def receipt(ctx: Context, session: Session, body: dict[str, Any]) -> dict[str, A
         "session_status": session.status,
     }
     session.receipts[pending_id] = Receipt(receipt_id=receipt_id, request=body, answer=answer)
+    if len(session.pending) > 2 * HISTORY_KEPT:
+        _forget_oldest_resolved(session)
     return dict(answer)
 
 
@@ -82,6 +84,9 @@ def _commit(ctx: Context, session: Session, pending: PendingCall, output: Any) -
     )
     counters.consecutive_errors = 0
     session.committed.append(CommittedCall(pending.tool_name, pending.arguments, output))
+    session.latest_output[pending.tool_name] = output
+    if len(session.committed) > 2 * HISTORY_KEPT:
+        del session.committed[:-HISTORY_KEPT]
     contract = session.contract
     if contract is not None and pending.tool_name in contract.tools:
         phase, refused = policy.phase_after_commit(contract, session.phase, pending.tool_name)
@@ -130,3 +135,14 @@ def _count_error(ctx: Context, session: Session) -> None:
             f"{counters.consecutive_errors} consecutive tool errors",
             "circuit_breaker",
         )
+
+
+def _forget_oldest_resolved(session: Session) -> None:
+    """Keep a long session's memory flat: drop its oldest receipted calls and receipts."""
+    excess = len(session.pending) - HISTORY_KEPT
+    for pending_id in [p for p, call in session.pending.items() if call.status != "pending"]:
+        if excess <= 0:
+            break
+        del session.pending[pending_id]
+        session.receipts.pop(pending_id, None)
+        excess -= 1
