@@ -160,26 +160,29 @@ def test_an_internal_error_of_the_server_fails_the_test(pytester: pytest.Pyteste
 def test_options_win_over_environment_which_wins_over_ini(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    pytester.makeini(
-        "[pytest]\nvesanor_mock_scenario = from-ini.yaml\nvesanor_mock_validation = off\n"
-        f"vesanor_mock_port = {port}\n"
-    )
     pytester.makefile(".yaml", **{"from-ini": "scenario: from-ini\n"})
     pytester.makefile(".yaml", **{"from-env": "scenario: from-env\n"})
     monkeypatch.setenv("VESANOR_MOCK_VALIDATION", "lenient")
     monkeypatch.setenv("VESANOR_MOCK_SCENARIO", "from-env.yaml")
-    pytester.makepyfile(
-        f"""
-        def test_settings(vesanor_mock, vesanor_mock_settings):
-            assert vesanor_mock_settings.validation == "strict"
-            assert vesanor_mock.scenario.name == "from-env"
-            assert vesanor_mock.url == "http://127.0.0.1:{port}"
-        """
-    )
-    result = pytester.runpytest("-p", "no:cacheprovider", "--vesanor-mock-validation=strict")
+    for _ in range(3):  # a free port probed here can be taken by another process meanwhile
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        pytester.makeini(
+            "[pytest]\nvesanor_mock_scenario = from-ini.yaml\nvesanor_mock_validation = off\n"
+            f"vesanor_mock_port = {port}\n"
+        )
+        pytester.makepyfile(
+            f"""
+            def test_settings(vesanor_mock, vesanor_mock_settings):
+                assert vesanor_mock_settings.validation == "strict"
+                assert vesanor_mock.scenario.name == "from-env"
+                assert vesanor_mock.url == "http://127.0.0.1:{port}"
+            """
+        )
+        result = pytester.runpytest("-p", "no:cacheprovider", "--vesanor-mock-validation=strict")
+        if "address already in use" not in result.stdout.str().lower():
+            break
     result.assert_outcomes(passed=1)
 
 
