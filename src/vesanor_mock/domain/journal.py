@@ -2,13 +2,15 @@
 
 One entry per `/api/v1` request, oldest first, at most `limit` entries and at most
 `max_bytes` of bodies as they crossed the wire (older ones fall off, so a long run holds
-memory flat even when its bodies are large). Bodies are the parsed objects the request pipeline
-already holds, stored by reference, never copied or re-serialised; nothing from the
-headers is kept, so an API key never reaches the journal.
+memory flat even when its bodies are large). A request body and a handled answer are kept as
+the JSON bytes that crossed the wire (already at hand, invisible to the garbage collector)
+and parsed only when the journal is read; nothing from the headers is kept, so an API key
+never reaches the journal.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ class Entry:
     duration_ms: float
     tools: tuple[str, ...] = ()
     size: int = 0
+    decision: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form of §6 (`tools` is internal: verify uses it)."""
@@ -53,10 +57,15 @@ class Entry:
             "status": self.status,
             "outcome": self.outcome,
             "rules_fired": list(self.rules_fired),
-            "request_body": self.request_body,
-            "response_body": self.response_body,
+            "request_body": _decoded(self.request_body),
+            "response_body": _decoded(self.response_body),
             "duration_ms": self.duration_ms,
         }
+
+
+def _decoded(body: Any) -> Any:
+    """A body as JSON: bytes are the encoded JSON that crossed the wire, parsed on demand."""
+    return json.loads(body) if isinstance(body, bytes) else body
 
 
 @dataclass
@@ -76,6 +85,8 @@ class Draft:
     response_body: Any = None
     tools: tuple[str, ...] = ()
     size: int = 0  # bytes of the request and answer bodies, as they crossed the wire
+    decision: str | None = None  # the policy's decision in a handled answer
+    error: str | None = None  # the error code of an answer in the envelope
 
 
 class Journal:
@@ -131,6 +142,8 @@ class Journal:
                 duration_ms=round(duration_ms, 3),
                 tools=draft.tools,
                 size=draft.size,
+                decision=draft.decision,
+                error=draft.error,
             )
             self._entries.append(entry)
             self._bytes += entry.size

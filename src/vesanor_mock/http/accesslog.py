@@ -41,8 +41,8 @@ def access_fields(entry: Entry) -> dict[str, Any]:
         "status": entry.status,
         "session_id": entry.session_id,
         "outcome": entry.outcome,
-        "decision": decision(entry.response_body),
-        "error": error_code(entry.response_body),
+        "decision": entry.decision or decision(entry.response_body),
+        "error": entry.error or error_code(entry.response_body),
         "rules_fired": list(entry.rules_fired),
         "duration_ms": entry.duration_ms,
     }

@@ -32,10 +32,17 @@ def json_response(
     status: int, payload: Any, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
     """A JSON answer carrying its X-Request-Id."""
+    return json_bytes_response(status, dumps(payload), request_id, headers)
+
+
+def json_bytes_response(
+    status: int, content: bytes, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An already encoded JSON answer carrying its X-Request-Id."""
     all_headers = {"X-Request-Id": request_id}
     if headers:
         all_headers.update(headers)
-    return Response(dumps(payload), status_code=status, headers=all_headers, media_type=JSON_TYPE)
+    return Response(content, status_code=status, headers=all_headers, media_type=JSON_TYPE)
 
 
 def envelope(error: ApiError, request_id: str) -> dict[str, Any]:

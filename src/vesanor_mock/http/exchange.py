@@ -32,9 +32,10 @@ from .api import Operation, Result
 from .edge import (
     bearer_token,
     check_media_type,
+    dumps,
     envelope,
     error_response,
-    json_response,
+    json_bytes_response,
     parse_json,
     read_body,
     require_object,
@@ -136,7 +137,7 @@ class Exchange:
             raw = await read_body(request, spec.max_body_bytes)
             self.draft.size = len(raw)
             body = require_object(parse_json(raw))
-            self.draft.request_body = body
+            self.draft.request_body = raw if raw.strip() else body
             self.registry.validate_request(op.name, body, spec.validation)
         return Admitted(tenant, dict(request.path_params), query, body)
 
@@ -151,8 +152,11 @@ class Exchange:
             return self._internal_error(outcome="handled")
         if self.op.name == "create_session" and isinstance(answer.get("session"), dict):
             self.draft.session_id = answer["session"].get("session_id")
-        self.draft.status, self.draft.response_body = status, answer
-        return json_response(status, answer, self.draft.request_id)
+        content = dumps(answer)
+        found = answer.get("decision")
+        self.draft.decision = found if isinstance(found, str) else None
+        self.draft.status, self.draft.response_body = status, content
+        return json_bytes_response(status, content, self.draft.request_id)
 
     def _early(self, then: Effects, facts: Facts) -> Response:
         """A rule answers in the runtime's place: a stale version, a raw answer, or nothing."""
@@ -197,7 +201,7 @@ class Exchange:
 
     def _error(self, error: ApiError, outcome: str = "refused") -> Response:
         self.draft.outcome = outcome
-        self.draft.status = error.status
+        self.draft.status, self.draft.error = error.status, error.code
         self.draft.response_body = envelope(error, self.draft.request_id)
         return error_response(error, self.draft.request_id)
 
