@@ -33,15 +33,11 @@ def test_the_wheel_ships_every_schema_and_fixture(wheel: Path) -> None:
         assert f"vesanor_mock/_data/fixtures/{fixture.relative_to(ROOT / 'fixtures')}" in names
 
 
-def test_an_installed_wheel_finds_its_schemas_inside_the_package(
-    wheel: Path, tmp_path: Path
-) -> None:
+def run_installed(wheel: Path, tmp_path: Path, probe: str) -> tuple[Path, list[str]]:
+    """Unpack the wheel as a site folder and run `probe` against it; answer the folder and
+    the words the probe printed."""
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = (
-        "from vesanor_mock.schemas import SchemaRegistry, schemas_dir;"
-        "print(schemas_dir()); print(len(SchemaRegistry.load().names()))"
-    )
     result = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"],
         capture_output=True,
@@ -49,7 +45,18 @@ def test_an_installed_wheel_finds_its_schemas_inside_the_package(
         check=True,
         cwd=tmp_path,
     )
-    where, count = result.stdout.split()
+    return site, result.stdout.split()
+
+
+def test_an_installed_wheel_finds_its_schemas_inside_the_package(
+    wheel: Path, tmp_path: Path
+) -> None:
+    site, (where, count) = run_installed(
+        wheel,
+        tmp_path,
+        "from vesanor_mock.schemas import SchemaRegistry, schemas_dir;"
+        "print(schemas_dir()); print(len(SchemaRegistry.load().names()))",
+    )
     assert Path(where).is_relative_to(site)
     assert where.endswith("_data/schemas") or where.endswith("_data\\schemas")
     assert int(count) > 20
@@ -58,19 +65,11 @@ def test_an_installed_wheel_finds_its_schemas_inside_the_package(
 def test_an_installed_wheel_finds_and_loads_its_bundled_scenarios(
     wheel: Path, tmp_path: Path
 ) -> None:
-    site = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(site)
-    probe = (
+    site, (where, name) = run_installed(
+        wheel,
+        tmp_path,
         "from vesanor_mock.scenarios import fixtures_dir, load_scenario;"
-        "print(fixtures_dir()); print(load_scenario(fixtures_dir() / 'default.yaml').name)"
+        "print(fixtures_dir()); print(load_scenario(fixtures_dir() / 'default.yaml').name)",
     )
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
-    where, name = result.stdout.split()
     assert Path(where).is_relative_to(site)
     assert name == "default"
