@@ -17,9 +17,9 @@ from .sessionops import (
     ensure_fence,
     ensure_state_version,
     ensure_writable,
-    kill,
     stale,
     touch,
+    trip_breaker,
 )
 from .views import phase_view, unresolved_ids
 
@@ -303,13 +303,7 @@ def _count_blocks(ctx: Context, session: Session, enforced_blocks: bool) -> None
     counters = session.counters
     counters.consecutive_blocks = counters.consecutive_blocks + 1 if enforced_blocks else 0
     limit = session.contract.limits.breaker_consecutive_blocks if session.contract else None
-    if limit is not None and counters.consecutive_blocks >= limit:
-        kill(
-            ctx,
-            session,
-            f"{counters.consecutive_blocks} consecutive blocked proposals",
-            "circuit_breaker",
-        )
+    trip_breaker(ctx, session, counters.consecutive_blocks, limit, "blocked proposals")
 
 
 def _shadow_delta(

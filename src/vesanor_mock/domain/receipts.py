@@ -8,7 +8,15 @@ from ..errors import Conflict, NotFound
 from . import policy
 from .contracts import resolve_path
 from .models import HISTORY_KEPT, CommittedCall, PendingCall, Receipt, Session
-from .sessionops import Context, add_label, bump, ensure_fence, ensure_not_killed, kill, touch
+from .sessionops import (
+    Context,
+    add_label,
+    bump,
+    ensure_fence,
+    ensure_not_killed,
+    touch,
+    trip_breaker,
+)
 from .views import phase_view, unresolved_ids
 
 
@@ -125,16 +133,11 @@ def _phase_target(contract: Any, pending: PendingCall) -> str | None:
 
 
 def _count_error(ctx: Context, session: Session) -> None:
+    """Consecutive failed outcomes feed the circuit breaker (§4.4)."""
     counters = session.counters
     counters.consecutive_errors += 1
     limit = session.contract.limits.breaker_consecutive_errors if session.contract else None
-    if limit is not None and counters.consecutive_errors >= limit:
-        kill(
-            ctx,
-            session,
-            f"{counters.consecutive_errors} consecutive tool errors",
-            "circuit_breaker",
-        )
+    trip_breaker(ctx, session, counters.consecutive_errors, limit, "tool errors")
 
 
 def _forget_oldest_resolved(session: Session) -> None:

@@ -145,6 +145,12 @@ def kill(ctx: Context, session: Session, reason: str | None, actor: str) -> bool
     return True
 
 
+def trip_breaker(ctx: Context, session: Session, count: int, limit: int | None, what: str) -> None:
+    """§4.4: a consecutive counter reaching its circuit-breaker limit kills the session."""
+    if limit is not None and count >= limit:
+        kill(ctx, session, f"{count} consecutive {what}", "circuit_breaker")
+
+
 def add_label(
     ctx: Context,
     session: Session,
