@@ -194,4 +194,9 @@ def test_validation_off_accepts_unknown_fields_and_values_but_still_needs_the_sh
             timeout=5,
         )
         assert bad_calls.status_code == 422
+        no_agent = requests.get(
+            server.url + "/api/v1/governance/plan?environment=moon", headers=headers, timeout=5
+        )
+        assert no_agent.status_code == 422
+        assert no_agent.json()["error"]["details"]["errors"][0]["path"] == "/agent"
         server.check()

@@ -14,6 +14,16 @@ Result = tuple[int, dict[str, Any]]
 Call = Callable[[Runtime, str, Params, Params, Body], Result]
 
 API_PREFIX = "/api/v1"
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    """A query parameter an operation accepts."""
+
+    name: str
+    required: bool = False  # present and not empty
+    choices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class Operation:
     method: str
     path: str
     call: Call
-    query: tuple[str, ...] = ()
+    query: tuple[QueryParam, ...] = ()
 
     @property
     def has_body(self) -> bool:
@@ -52,7 +62,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/replay/sessions/{sid}",
         lambda rt, t, p, q, b: _ok(rt.get_session(t, p["sid"], q.get("include") == "pending")),
-        query=("include",),
+        query=(QueryParam("include", choices=("pending",)),),
     ),
     Operation(
         "preflight",
@@ -139,6 +149,6 @@ OPERATIONS: tuple[Operation, ...] = (
         lambda rt, t, p, q, b: _ok(
             rt.governance_plan(t, q["agent"], q.get("environment", "development"))
         ),
-        query=("agent", "environment"),
+        query=(QueryParam("agent", required=True), QueryParam("environment", choices=ENVIRONMENTS)),
     ),
 )

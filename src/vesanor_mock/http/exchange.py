@@ -44,7 +44,6 @@ from .edge import (
 from .faults import MALFORMED_BODY, DropConnection, malformed_response, raw_response
 
 log = logging.getLogger("vesanor_mock")
-ENVIRONMENTS = ("development", "staging", "production")
 
 
 @dataclass
@@ -217,36 +216,31 @@ def _invoke(world: World, op: Operation, admitted: Admitted, verdict: Verdict) -
 
 
 def _query(request: Request, op: Operation, mode: str) -> dict[str, str]:
-    """Query parameters, checked: errors point into them as if they were a JSON object."""
+    """Query parameters, checked: errors point into them as if they were a JSON object.
+
+    Like bodies: `strict` refuses unknown parameters, `off` checks only what the runtime
+    needs (required parameters), the other modes also the allowed values.
+    """
     query = dict(request.query_params) if request.scope.get("query_string") else {}
+    known = {param.name for param in op.query}
     errors: list[FieldError] = []
     if mode == "strict":
         errors += [
             FieldError(f"/{name}", f"unknown query parameter {name!r}", "additionalProperties")
             for name in query
-            if name not in op.query
+            if name not in known
         ]
-    if mode != "off":
-        errors += _query_errors(op.name, query)
+    for param in op.query:
+        value = query.get(param.name)
+        if param.required and not value:
+            message = f"query parameter {param.name!r} is required"
+            errors.append(FieldError(f"/{param.name}", message, "required"))
+        elif value is not None and param.choices and mode != "off" and value not in param.choices:
+            expected = repr(param.choices[0]) if len(param.choices) == 1 else list(param.choices)
+            message = (
+                f"expected {'one of ' if len(param.choices) > 1 else ''}{expected}, got {value!r}"
+            )
+            errors.append(FieldError(f"/{param.name}", message, "enum"))
     if errors:
         raise ValidationFailed(errors)
     return query
-
-
-def _query_errors(name: str, query: dict[str, str]) -> list[FieldError]:
-    errors: list[FieldError] = []
-    if name == "governance_plan":
-        if not query.get("agent"):
-            errors.append(FieldError("/agent", "query parameter 'agent' is required", "required"))
-        env = query.get("environment")
-        if env is not None and env not in ENVIRONMENTS:
-            errors.append(
-                FieldError(
-                    "/environment", f"expected one of {list(ENVIRONMENTS)}, got {env!r}", "enum"
-                )
-            )
-    if name == "get_session" and query.get("include", "pending") != "pending":
-        errors.append(
-            FieldError("/include", f"expected 'pending', got {query['include']!r}", "enum")
-        )
-    return errors
