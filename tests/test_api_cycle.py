@@ -174,6 +174,17 @@ def test_preflight_blocks_when_max_steps_is_reached(api: Api) -> None:
     assert body["reasons"][0]["code"] == "session_limit_exceeded"
 
 
+def test_a_spent_cost_budget_blocks_the_next_preflight_and_calls_over_it(api: Api) -> None:
+    contract = refund_contract()
+    contract["session_limits"] = {"max_cost_per_session": 1.0}
+    sid, fence = start(api, contract)
+    over = cycle(api, sid, fence, call("lookup_order"), usage={"cost_usd": 1.5})
+    assert [r["code"] for r in over["calls"][0]["reasons"]] == ["session_limit_exceeded"]
+    body = api.preflight(sid, fence_token=fence).json()
+    assert body["decision"] == "block"
+    assert [r["code"] for r in body["reasons"]] == ["session_limit_exceeded"]
+
+
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_without_any_contract_staging_and_production_fail_closed(
     api: Api, environment: str
