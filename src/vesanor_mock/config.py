@@ -19,6 +19,7 @@ from .errors import ConfigError
 
 VALIDATION_MODES = ("strict", "lenient", "off")
 LOG_FORMATS = ("text", "json", "off")
+HTTP_STACKS = ("auto", "pure")
 ENV_PREFIX = "VESANOR_MOCK_"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -38,6 +39,7 @@ class Settings:
     scenario: str | None = None
     control_token: str | None = None
     log_format: str = "text"
+    http_stack: str = "auto"
 
     def __post_init__(self) -> None:
         if self.validation not in VALIDATION_MODES:
@@ -48,6 +50,8 @@ class Settings:
             raise ValueError("max_body_bytes must be positive")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log_format must be one of {LOG_FORMATS}, not {self.log_format!r}")
+        if self.http_stack not in HTTP_STACKS:
+            raise ValueError(f"http_stack must be one of {HTTP_STACKS}, not {self.http_stack!r}")
 
 
 def parse_port(text: str) -> int:
@@ -136,6 +140,11 @@ OPTIONS: dict[str, Option] = {
             "log_format",
             choice(*LOG_FORMATS),
             "access log format: text (default), json, or off (errors only)",
+        ),
+        Option(
+            "http_stack",
+            choice(*HTTP_STACKS),
+            "auto (default: httptools and uvloop when installed) or pure (asyncio and h11)",
         ),
         Option("reload", parse_bool, "reload the scenario file when it changes (default on)"),
         Option("url", parse_text, "base URL of a running mock (default http://127.0.0.1:8080)"),

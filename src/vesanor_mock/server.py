@@ -8,6 +8,7 @@ and its remaining tasks are cancelled, so `stop()` never hangs on a slow answer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import socket
@@ -100,7 +101,8 @@ class MockServer:
         sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         ready = threading.Event()
-        server = _Uvicorn(uvicorn_config(self.app, self.grace), ready.set)
+        config = uvicorn_config(self.app, self.grace, self.settings.http_stack)
+        server = _Uvicorn(config, ready.set)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="vesanor-mock", daemon=True
         )
@@ -156,7 +158,8 @@ def serve_forever(
     settings = service.settings
     sock = bind(settings.host, settings.port)
     url = base_url(settings.host, sock.getsockname()[1])
-    server = _Uvicorn(uvicorn_config(create_app(service=service), grace), lambda: on_ready(url))
+    config = uvicorn_config(create_app(service=service), grace, settings.http_stack)
+    server = _Uvicorn(config, lambda: on_ready(url))
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     gcpolicy.install()
     try:
@@ -174,10 +177,21 @@ def _stopped(sig: int, frame: FrameType | None) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (IPv6 when the host is an IPv6 address)."""
+    """A bound TCP socket (IPv6 when the host is an IPv6 address) whose connections have
+    TCP_NODELAY.
+
+    Nagle's algorithm must be off on every accepted connection: h11 writes an answer's
+    head and body separately, and with Nagle on the body waits for the client's delayed
+    ACK (~40 ms per request on a keep-alive connection). uvloop sets TCP_NODELAY itself;
+    asyncio sets it only when the listening socket's `proto` is IPPROTO_TCP (accepted
+    sockets inherit it), so the protocol is named here rather than left 0. The option is
+    set on the listener too, which Linux and the BSDs pass on to accepted sockets.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with contextlib.suppress(OSError):  # a platform refusing it on a listener: asyncio's is enough
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
@@ -192,8 +206,9 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def uvicorn_config(app: Any, grace: float) -> uvicorn.Config:
-    """Quiet uvicorn (our own access log), no lifespan, the fastest stack installed."""
+def uvicorn_config(app: Any, grace: float, stack: str = "auto") -> uvicorn.Config:
+    """Quiet uvicorn (our own access log), no lifespan; the fastest stack installed, or
+    asyncio and h11 (pure Python) when `stack` is "pure"."""
     return uvicorn.Config(
         app,
         log_level="warning",
@@ -201,8 +216,11 @@ def uvicorn_config(app: Any, grace: float) -> uvicorn.Config:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=max(1, round(grace)),
-        **_fast_stack(),
+        **(PURE_STACK if stack == "pure" else _fast_stack()),
     )
+
+
+PURE_STACK: dict[str, Any] = {"http": "h11", "loop": "asyncio"}
 
 
 def _fast_stack() -> dict[str, Any]:
