@@ -148,6 +148,39 @@ def test_the_same_idempotency_key_and_body_answers_the_first_preflight_again(api
     assert other.json()["error"]["details"]["errors"][0]["path"] == "/idempotency_key"
 
 
+def test_an_idempotent_preflight_replay_never_revives_an_old_fence_or_a_dead_session(
+    api: Api,
+) -> None:
+    sid, fence = start(api)
+    first = api.preflight(sid, fence_token=fence, idempotency_key="k-1")
+    assert first.json()["decision"] == "allow"
+    api.recover(sid, holder_id="worker-b")
+    replay = api.preflight(sid, fence_token=fence, idempotency_key="k-1")
+    assert (replay.status_code, error_code(replay)) == (409, "FENCE_MISMATCH")
+    api.kill(sid, reason="stop")
+    replay = api.preflight(sid, fence_token=fence, idempotency_key="k-1")
+    assert (replay.status_code, error_code(replay)) == (409, "SESSION_KILLED")
+
+
+def test_an_idempotent_preflight_replay_is_refused_on_a_compromised_session(api: Api) -> None:
+    sid, fence = start(api)
+    assert api.preflight(sid, fence_token=fence, idempotency_key="k-1").status_code == 200
+    api.report_bypass(sid, provider="openai")
+    replay = api.preflight(sid, fence_token=fence, idempotency_key="k-1")
+    assert (replay.status_code, error_code(replay)) == (409, "SESSION_COMPROMISED")
+
+
+def test_preflight_narrows_a_tool_whose_prior_output_fails_its_with_output_check(
+    api: Api,
+) -> None:
+    sid, fence = start(api)
+    proposal = cycle(api, sid, fence, call("verify_customer"))
+    commit(api, sid, fence, proposal["calls"][0]["pending_call_id"], {"verified": "yes"})
+    body = api.preflight(sid, fence_token=fence, request={"tools": ["issue_refund"]}).json()
+    assert body["visible_tools"] == []
+    assert body["narrowed"] == [{"tool": "issue_refund", "reason": "precondition_not_met"}]
+
+
 def test_preflight_narrows_tools_with_a_reason_for_each(api: Api) -> None:
     sid, fence = start(api)
     api.tool_filter(sid, deny=["lookup_order"], fence_token=fence)
@@ -344,6 +377,39 @@ def test_consecutive_enforced_blocks_trip_the_circuit_breaker(api: Api) -> None:
     assert session["status"] == "killed"
     assert session["killed"]["actor"] == "circuit_breaker"
     assert error_code(api.preflight(sid, fence_token=fence)) == "SESSION_KILLED"
+
+
+def test_a_proposal_that_trips_the_circuit_breaker_hands_out_no_pending_call(api: Api) -> None:
+    contract = refund_contract()
+    contract["session_limits"] = {"circuit_breaker": {"consecutive_blocks": 1}}
+    sid, fence = start(api, contract)
+    answer = cycle(api, sid, fence, call("lookup_order", call_id="c1"), call("nope", call_id="c2"))
+    assert answer["session_status"] == "killed"
+    assert answer["decision"] == "block"
+    ok, nope = answer["calls"]
+    assert (ok["decision"], ok["enforced"], ok["pending_call_id"]) == ("block", True, None)
+    assert [r["code"] for r in ok["reasons"]] == ["session_killed"]
+    assert [r["code"] for r in nope["reasons"]] == ["no_contract"]
+    session = api.get_session(sid, include="pending").json()["session"]
+    assert session["pending_calls"] == []
+    assert (session["killed"]["actor"], session["state_version"]) == ("circuit_breaker", 1)
+
+
+def test_every_proposal_answer_says_the_session_status(api: Api) -> None:
+    sid, fence = start(api)
+    assert cycle(api, sid, fence, call("lookup_order"))["session_status"] == "active"
+
+
+def test_checkpoint_required_blocks_do_not_feed_the_circuit_breaker(api: Api) -> None:
+    contract = refund_contract()
+    contract["session_limits"] = {"circuit_breaker": {"consecutive_blocks": 2}}
+    sid, fence = start(api, contract)
+    for _ in range(3):
+        answer = cycle(api, sid, fence, call("escalate"))
+        assert [r["code"] for r in answer["calls"][0]["reasons"]] == ["checkpoint_required"]
+        assert answer["session_status"] == "active"
+    session = api.get_session(sid).json()["session"]
+    assert (session["status"], session["counters"]["consecutive_blocks"]) == ("active", 0)
 
 
 def test_a_proposal_without_blocks_resets_consecutive_blocks(api: Api) -> None:

@@ -637,9 +637,14 @@ def test_narrowing_ignores_unmatched_tools_under_policy_allow() -> None:
     assert narrow(contract(unmatched_policy="allow"), view(), ["ghost"]) == (["ghost"], [])
 
 
-def test_narrowing_does_not_check_with_output_only_that_the_prior_tool_committed() -> None:
-    unverified = CommittedCall("verify_customer", {}, {"verified": False})
+def test_narrowing_hides_a_tool_whose_prior_output_fails_with_output() -> None:
+    unverified = CommittedCall("verify_customer", {}, {"verified": "yes"})
     assert narrow(contract(), view("verified", [unverified]), ["issue_refund"]) == (
+        [],
+        [{"tool": "issue_refund", "reason": "precondition_not_met"}],
+    )
+    verified = CommittedCall("verify_customer", {}, {"verified": True})
+    assert narrow(contract(), view("verified", [verified]), ["issue_refund"]) == (
         ["issue_refund"],
         [],
     )

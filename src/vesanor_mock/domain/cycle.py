@@ -59,7 +59,13 @@ def preflight(
     body: dict[str, Any],
     extra_limits: Callable[[Session], list[Reason]] | None = None,
 ) -> dict[str, Any]:
-    """Bind a prepared request to the current state version (§3.3)."""
+    """Bind a prepared request to the current state version (§3.3).
+
+    An idempotent replay is answered only after the kill, compromise and fence checks: a
+    replay never answers `allow` for a dead session or an old fence.
+    """
+    ensure_writable(session)
+    ensure_fence(ctx, session, body["fence_token"])
     key = body.get("idempotency_key")
     if key is not None and key in session.preflight_answers:
         first_body, answer = session.preflight_answers[key]
@@ -72,8 +78,6 @@ def preflight(
                 )
             ]
         )
-    ensure_writable(session)
-    ensure_fence(ctx, session, body["fence_token"])
     ensure_state_version(session, body.get("expected_state_version"))
     unresolved = unresolved_ids(session)
     if unresolved and ctx.options.require_receipts_before_preflight:
@@ -204,17 +208,19 @@ def propose(
             system=True,
         )
     proposal_id = ctx.ids.new("prop")
-    calls = _judge_all(ctx, session, prepared, proposal_id, tool_calls, decisions, force_block)
-    enforced_blocks = any(call["enforced"] for call in calls)
-    verdicts = [call["decision"] for call in calls]
-    _count_blocks(ctx, session, enforced_blocks)
+    calls, runs = _judge_all(ctx, session, prepared, tool_calls, decisions, force_block)
+    tripped = _count_blocks(ctx, session, calls)
+    if tripped:
+        _refuse_all(session, calls, runs)
+    _register(ctx, session, proposal_id, tool_calls, calls, runs)
     touch(ctx, session)
     answer: dict[str, Any] = {
         "proposal_id": proposal_id,
-        "decision": _overall(verdicts),
+        "decision": _overall([call["decision"] for call in calls]),
         "calls": calls,
         "state_version": session.state_version,
         "phase": phase_view(session),
+        "session_status": session.status,
     }
     if session.enforcement in ("monitor", "advisory"):
         answer["shadow_delta"] = _shadow_delta(session, prepared, calls)
@@ -232,17 +238,16 @@ def _judge_all(
     ctx: Context,
     session: Session,
     prepared: Prepared,
-    proposal_id: str,
     tool_calls: list[dict[str, Any]],
     decisions: dict[str, dict[str, Any]],
     force_block: ForceBlock | None,
-) -> list[dict[str, Any]]:
-    """Judge every call in order; register pending calls for the whole proposal at once."""
+) -> tuple[list[dict[str, Any]], list[bool]]:
+    """Judge every call in order: (the Call entries, whether each call may run)."""
     view = PolicyView.of(session)
     contract = session.contract
     earlier: list[tuple[str, dict[str, Any]]] = []
     calls: list[dict[str, Any]] = []
-    registered: list[PendingCall] = []
+    runs: list[bool] = []
     for call in tool_calls:
         name, arguments, decision = call["name"], call["arguments"], decisions.get(call["id"])
         if prepared.blocked:
@@ -260,23 +265,8 @@ def _judge_all(
             session.enforcement == "protective" or any(r.code == NO_PLAN.code for r in reasons)
         )
         tool = contract.tools.get(name) if contract is not None else None
-        requirement = tool.commit_requirement if tool is not None else "none"
-        evidence = tool.evidence_class if tool is not None else "unverifiable"
-        pending_id = None
+        runs.append(not enforced)
         if not enforced:
-            pending = PendingCall(
-                pending_call_id=ctx.ids.new("pc"),
-                proposal_id=proposal_id,
-                tool_call_id=call["id"],
-                tool_name=name,
-                arguments=arguments,
-                commit_requirement=requirement,
-                evidence_class=evidence,
-                status="pending",
-                created_at=ctx.now(),
-            )
-            registered.append(pending)
-            pending_id = pending.pending_call_id
             earlier.append((name, arguments))
         entry: dict[str, Any] = {
             "tool_call_id": call["id"],
@@ -284,26 +274,79 @@ def _judge_all(
             "decision": "block" if reasons else "allow",
             "enforced": enforced,
             "reasons": [r.to_dict() for r in reasons],
-            "pending_call_id": pending_id,
-            "commit_requirement": requirement,
-            "evidence_class": evidence,
+            "pending_call_id": None,
+            "commit_requirement": tool.commit_requirement if tool is not None else "none",
+            "evidence_class": tool.evidence_class if tool is not None else "unverifiable",
         }
         checkpoint = policy.checkpoint_info(contract, name, decision) if contract else None
         if checkpoint is not None:
             entry["checkpoint"] = checkpoint
         calls.append(entry)
-    for pending in registered:
+    return calls, runs
+
+
+def _refuse_all(session: Session, calls: list[dict[str, Any]], runs: list[bool]) -> None:
+    """The proposal killed the session: nothing it would have let run may run (§3.4)."""
+    reason = killed_reason(session)
+    for index, call in enumerate(calls):
+        if runs[index]:
+            call["decision"] = "block"
+            call["enforced"] = True
+            call["reasons"] = [*call["reasons"], reason.to_dict()]
+            runs[index] = False
+
+
+def killed_reason(session: Session) -> Reason:
+    """The `session_killed` reason of a call refused because its proposal killed the session."""
+    why = session.killed.reason if session.killed is not None else None
+    detail = "The circuit breaker killed the session" + (f": {why}" if why else "")
+    return Reason("session_killed", detail)
+
+
+def _register(
+    ctx: Context,
+    session: Session,
+    proposal_id: str,
+    tool_calls: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    runs: list[bool],
+) -> None:
+    """Register a pending call for every call that may run, for the whole proposal at once."""
+    for call, entry, may_run in zip(tool_calls, calls, runs, strict=True):
+        if not may_run:
+            continue
+        pending = PendingCall(
+            pending_call_id=ctx.ids.new("pc"),
+            proposal_id=proposal_id,
+            tool_call_id=call["id"],
+            tool_name=call["name"],
+            arguments=call["arguments"],
+            commit_requirement=entry["commit_requirement"],
+            evidence_class=entry["evidence_class"],
+            status="pending",
+            created_at=ctx.now(),
+        )
+        entry["pending_call_id"] = pending.pending_call_id
         session.pending[pending.pending_call_id] = pending
         session.unresolved[pending.pending_call_id] = None
-    return calls
 
 
-def _count_blocks(ctx: Context, session: Session, enforced_blocks: bool) -> None:
-    """Consecutive enforced blocks feed the circuit breaker (§4.4)."""
+def _counts_as_block(call: dict[str, Any]) -> bool:
+    """An enforced block, unless its only reason is a request for approval (§3.4)."""
+    if not call["enforced"]:
+        return False
+    return any(reason["code"] != "checkpoint_required" for reason in call["reasons"])
+
+
+def _count_blocks(ctx: Context, session: Session, calls: list[dict[str, Any]]) -> bool:
+    """Consecutive enforced blocks feed the circuit breaker (§4.4); True when it tripped."""
     counters = session.counters
-    counters.consecutive_blocks = counters.consecutive_blocks + 1 if enforced_blocks else 0
+    blocked = any(_counts_as_block(call) for call in calls)
+    counters.consecutive_blocks = counters.consecutive_blocks + 1 if blocked else 0
     limit = session.contract.limits.breaker_consecutive_blocks if session.contract else None
+    was_active = session.status == "active"
     trip_breaker(ctx, session, counters.consecutive_blocks, limit, "blocked proposals")
+    return was_active and session.status == "killed"
 
 
 def _shadow_delta(

@@ -13,7 +13,8 @@ is silent:
 - A checkpoint decision whose `approved` is anything but `true` is a denial (fail closed).
 - A commit whose tool advances to the phase the session is already in changes nothing
   and is not a refused transition.
-- `narrow` drops repeated names from the offered tools (first occurrence kept).
+- `narrow` drops repeated names from the offered tools (first occurrence kept). It applies
+  check 6 in full, `with_output` included, as validation does.
 """
 
 from __future__ import annotations
@@ -286,9 +287,7 @@ def _narrowing(contract: CompiledSession | None, view: PolicyView, name: str) ->
         return "wrong_phase"
     if name in view.forbidden:
         return "forbidden_in_state"
-    if tool is not None and any(
-        not latest_output(view, p.requires_prior_tool)[0] for p in tool.preconditions
-    ):
+    if tool is not None and _preconditions(tool, view):
         return "precondition_not_met"
     return None
 
