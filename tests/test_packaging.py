@@ -25,8 +25,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return next(out.glob("vesanor_mock-*.whl"))
 
 
-def test_the_wheel_ships_every_schema_and_fixture(wheel: Path) -> None:
+def test_the_wheel_ships_every_schema_fixture_and_doc_its_licence_and_type_marker(
+    wheel: Path,
+) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert "vesanor_mock/py.typed" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"vesanor_mock/_data/docs/{page.name}" in names
     for schema in (ROOT / "schemas").rglob("*.json"):
         assert f"vesanor_mock/_data/schemas/{schema.relative_to(ROOT / 'schemas')}" in names
     for fixture in (ROOT / "fixtures").rglob("*.yaml"):

@@ -133,7 +133,7 @@ class InProcessHandle(MockHandle):
 
 
 def in_process(service: MockService, folders: Sequence[str | Path] = ()) -> InProcessHandle:
-    """An in-process handle on `service` (imports httpx2, through Starlette's TestClient)."""
+    """An in-process handle on `service` (Starlette's TestClient, over httpx2)."""
     from .http.inprocess import InProcessMock
 
     return InProcessHandle(InProcessMock(service), folders)

@@ -163,7 +163,7 @@ def vesanor_mock_scenario(vesanor_mock: MockHandle) -> Callable[[str | Path], Sc
 def vesanor_mock_asgi(
     vesanor_mock_settings: Settings, pytestconfig: pytest.Config
 ) -> Iterator[InProcessHandle]:
-    """The session's in-process mock (no socket; needs httpx2); tests use `vesanor_mock_app`."""
+    """The session's in-process mock (no socket); tests use `vesanor_mock_app`."""
     from .harness import in_process
     from .http.app import MockService
 

@@ -1,21 +1,15 @@
 """The mock without a socket: a Starlette TestClient that calls the ASGI app directly.
 
 A rule's `drop_connection` raises `ConnectionDropped` (a ConnectionError) from the
-client's call, where a socket would have been closed. TestClient needs httpx2 (or,
-deprecated by Starlette, httpx): `pip install httpx2`, or `pip install
-'vesanor-mock[inprocess]'`. Without either, importing this module raises ImportError.
+client's call, where a socket would have been closed. TestClient needs httpx2, a regular
+dependency of the package, so the in-process fixture works on a plain install.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-try:
-    from starlette.testclient import TestClient
-except (ImportError, RuntimeError) as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "the in-process mock needs httpx2 for Starlette's TestClient: pip install httpx2"
-    ) from exc
+from starlette.testclient import TestClient
 
 from .app import MockService, create_app
 
