@@ -1,19 +1,27 @@
-# Two entry points for newcomers: `make serve` and `make test`. Each builds the venv first.
+# Two entry points for newcomers: `make serve` and `make test`. Each builds the venv first:
+# `serve` installs only what serving needs, every other target the development tools too.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint typecheck check bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-serve: $(STAMP)
-	$(BIN)/vesanor-mock serve --scenario fixtures/default.yaml
+$(BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(BASE)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(BASE) $(STAMP)
+
+serve: $(BASE)
+	$(BIN)/vesanor-mock serve --scenario default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
