@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -222,3 +223,20 @@ def test_json_log_lines_carry_the_access_fields_or_the_message() -> None:
 def test_an_unknown_scenario_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--scenario", "no-such-story"], env={}) == EXIT_FAILED
     assert "no-such-story: no such file, and no scenario of that name" in capsys.readouterr().err
+
+
+def test_the_access_log_lines_in_the_cli_docs_have_the_real_shape() -> None:
+    stream = io.StringIO()
+    with accesslog.configured("text", stream), MockServer() as server:
+        requests.get(server.url + "/api/v1/replay/sessions/nope", headers=AUTH, timeout=5)
+    real = stream.getvalue().splitlines()[0]
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    shown = re.search(r"\*\*The access log\*\*.*?```text\n(.*?)```", docs, re.DOTALL)
+    assert shown is not None
+    documented = shown.group(1).splitlines()
+    assert (
+        documented[-1].split(" ", 1)[1].split(" (handled")[0]
+        == (real.split(" ", 1)[1].split(" (handled")[0])
+    )
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    assert all(re.match(stamp, line) for line in [real, *documented])

@@ -12,11 +12,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .client import ControlError, MockClient, format_journal
 from .config import OPTIONS, is_loopback, resolve, settings_from
+from .data import doc_topics
 from .domain.world import DEFAULT_API_KEY
 from .errors import ConfigError, ScenarioError
 from .http import accesslog
@@ -44,6 +46,7 @@ EXIT_CODES = {
     EXIT_USAGE: "a bad flag, VESANOR_MOCK_* value or --expect file",
     EXIT_UNREACHABLE: "verify/export: no mock answered at --url, or its control API refused",
 }
+DOCS_URL = "https://github.com/vesanor/vesanor-mock/blob/main/docs"
 DEFAULT_SCENARIO = "default"
 DEFAULT_URL = "http://127.0.0.1:8080"
 SERVE_OPTIONS = (
@@ -76,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vesanor-mock",
         description="A local, deterministic mock of the Vesanor Runtime API.",
-        epilog=f"exit codes:\n{codes}\n\nSee docs/cli.md.",
+        epilog=f"exit codes:\n{codes}\n\n{where_documented('cli')}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"vesanor-mock {__version__}")
@@ -105,7 +108,25 @@ def _parser() -> argparse.ArgumentParser:
         _flag(command, "url")
         _flag(command, "control_token")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of /api/v1")
+    docs = commands.add_parser("docs", help="print a documentation page shipped with the package")
+    docs.add_argument("topic", nargs="?", help="a page, e.g. cli; without it, the list")
+    for name, command in commands.choices.items():
+        if command.epilog is None:
+            command.epilog = where_documented(DOC_TOPIC.get(name, "cli"))
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+DOC_TOPIC = {"validate": "scenarios", "docs": "cli"}
+"""The documentation page of each subcommand that is not described in `cli`."""
+
+
+def where_documented(topic: str) -> str:
+    """The --help line that says where the full text is, wherever the command is installed."""
+    return (
+        f"Documentation: `vesanor-mock docs {topic}` prints it (it ships with the package);\n"
+        f"online: {DOCS_URL}/{topic}.md"
+    )
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
@@ -117,6 +138,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         "verify": verify,
         "openapi": openapi,
         "export": export,
+        "docs": docs,
     }
     try:
         return commands[args.command](args, os.environ if env is None else env)
@@ -266,6 +288,28 @@ def export(args: argparse.Namespace, env: Env) -> int:
     count = answer["journal"]["entries"]
     print(f"vesanor-mock: wrote {args.output} ({count} request(s))", file=sys.stderr)
     return EXIT_OK
+
+
+def docs(args: argparse.Namespace, env: Env) -> int:
+    """Print a shipped documentation page, or the list of pages with their titles."""
+    topics = doc_topics()
+    if args.topic in topics:
+        sys.stdout.write(topics[args.topic].read_text(encoding="utf-8"))
+        return EXIT_OK
+    lines = [f"  {name:<14} {_title(page)}" for name, page in topics.items()]
+    listing = "\n".join(["pages (vesanor-mock docs PAGE):", *lines])
+    if args.topic is None:
+        print(listing)
+        return EXIT_OK
+    print(f"vesanor-mock: no documentation page {args.topic!r}\n{listing}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _title(page: Path) -> str:
+    """A page's first heading."""
+    with page.open(encoding="utf-8") as text:
+        first = text.readline()
+    return first.lstrip("# ").strip()
 
 
 def export_header(url: str, answer: dict[str, Any], journal: list[dict[str, Any]]) -> str:

@@ -1,7 +1,7 @@
 """A Python client for a running mock's `/_mock` control API, with readable assertions.
 
     control = MockClient("http://127.0.0.1:8080")
-    control.load_scenario("fixtures/forced-block.yaml")
+    control.load_scenario("my-scenario.yaml")
     ...  # run the code under test
     control.assert_called("proposals", count=1, status=200)
     control.assert_sequence(["create_session", "preflight", "proposals"])

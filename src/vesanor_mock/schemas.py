@@ -7,7 +7,6 @@ import json
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -18,6 +17,7 @@ from jsonschema.exceptions import best_match, relevance  # type: ignore[import-u
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from .data import data_dir
 from .errors import FieldError, ValidationFailed
 
 Schema = dict[str, Any]
@@ -73,10 +73,7 @@ SHAPE_KEYWORDS = ("required", "type")
 
 def schemas_dir() -> Path:
     """The schemas folder: packaged data in a wheel, else the repository's `schemas/`."""
-    packaged = resources.files("vesanor_mock") / "_data" / "schemas"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return data_dir("schemas")
 
 
 def pointer(parts: Iterable[str | int]) -> str:
