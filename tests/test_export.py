@@ -13,8 +13,8 @@ import requests
 from vesanor_mock.client import MockClient
 from vesanor_mock.config import Settings
 from vesanor_mock.errors import ScenarioError
-from vesanor_mock.scenario_files import find_scenario, read_expectations
 from vesanor_mock.scenarios import dump_scenario, fixtures_dir, load_scenario, load_scenario_text
+from vesanor_mock.scenarios.files import find_scenario, read_expectations
 from vesanor_mock.schemas import SchemaRegistry
 from vesanor_mock.server import MockServer
 

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from .config import Settings
     from .errors import ApiError, ConfigError, MockError, ScenarioError, ScenarioIssue
     from .http.app import create_app
-    from .scenario_files import find_scenario
-    from .scenarios import Scenario, fixtures_dir, load_scenario, load_scenario_text
+    from .scenarios.files import find_scenario
+    from .scenarios.loading import Scenario, fixtures_dir, load_scenario, load_scenario_text
     from .server import MockServer, ServerErrors, ServerStartError
 
 _EXPORTS = {
@@ -26,7 +26,7 @@ _EXPORTS = {
     "MockClient": ".client",
     "MockError": ".errors",
     "MockServer": ".server",
-    "Scenario": ".scenarios",
+    "Scenario": ".scenarios.loading",
     "ScenarioError": ".errors",
     "ScenarioIssue": ".errors",
     "ServerErrors": ".server",
@@ -34,10 +34,10 @@ _EXPORTS = {
     "Settings": ".config",
     "Verification": ".client",
     "create_app": ".http.app",
-    "find_scenario": ".scenario_files",
-    "fixtures_dir": ".scenarios",
-    "load_scenario": ".scenarios",
-    "load_scenario_text": ".scenarios",
+    "find_scenario": ".scenarios.files",
+    "fixtures_dir": ".scenarios.loading",
+    "load_scenario": ".scenarios.loading",
+    "load_scenario_text": ".scenarios.loading",
 }
 __all__ = [
     "ApiError",

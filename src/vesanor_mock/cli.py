@@ -24,9 +24,9 @@ from .errors import ConfigError, ScenarioError
 from .http import accesslog
 from .http.app import MockService
 from .openapi import build_openapi
-from .scenario_export import mask
-from .scenario_files import find_scenario, read_expectations
-from .scenarios import dump_scenario, load_scenario
+from .scenarios.export import mask
+from .scenarios.files import find_scenario, read_expectations
+from .scenarios.loading import dump_scenario, load_scenario
 from .schemas import SchemaRegistry
 from .server import ServerStartError, serve_forever
 from .watch import ScenarioWatcher

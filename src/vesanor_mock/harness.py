@@ -18,8 +18,8 @@ from .client import ExpectationFailed, MockClient, Transport, format_report
 from .domain.expect import verify
 from .domain.world import DEFAULT_API_KEY
 from .http.app import MockService
-from .scenario_files import find_scenario
-from .scenarios import Scenario
+from .scenarios.files import find_scenario
+from .scenarios.loading import Scenario
 from .server import ServerErrors
 
 if TYPE_CHECKING:

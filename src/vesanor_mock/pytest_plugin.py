@@ -21,7 +21,7 @@ from .config import OPTIONS, Settings, resolve, settings_from
 
 if TYPE_CHECKING:  # imported when a fixture is used: every pytest run loads this plugin
     from .harness import InProcessHandle, MockHandle
-    from .scenarios import Scenario
+    from .scenarios.loading import Scenario
     from .server import MockServer
 
 PLUGIN_OPTIONS = {
@@ -103,7 +103,7 @@ def _folders(config: pytest.Config) -> list[Path]:
 @pytest.fixture(scope="session")
 def vesanor_mock_settings(pytestconfig: pytest.Config) -> Settings:
     """Settings of the session's mock, from options, `VESANOR_MOCK_*` and ini (override me)."""
-    from .scenario_files import find_scenario
+    from .scenarios.files import find_scenario
 
     values = plugin_values(pytestconfig, dict(os.environ))
     port = int(str(values.get("port", 0)))

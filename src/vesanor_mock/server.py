@@ -23,7 +23,7 @@ import uvicorn
 from . import gcpolicy
 from .config import Settings
 from .http.app import MockService, create_app
-from .scenario_files import find_scenario
+from .scenarios.files import find_scenario
 
 DEFAULT_GRACE = 1.0
 

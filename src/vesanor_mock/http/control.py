@@ -29,9 +29,9 @@ from ..errors import (
     ValidationFailed,
 )
 from ..openapi import build_openapi
-from ..scenario_export import export_view
-from ..scenario_spec import build_expectations, build_rules
 from ..scenarios import MAX_BYTES
+from ..scenarios.export import export_view
+from ..scenarios.spec import build_expectations, build_rules
 from .edge import (
     JSON_TYPE,
     bearer_token,

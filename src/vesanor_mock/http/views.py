@@ -8,8 +8,8 @@ from ..domain.runtime import Runtime
 from ..domain.views import session_view
 from ..domain.world import World
 from ..errors import FieldError, ValidationFailed
-from ..scenario_export import mask
 from ..scenarios import Scenario
+from ..scenarios.export import mask
 from ..schemas import ENDPOINTS
 
 JOURNAL_FILTERS = ("endpoint", "session_id", "status", "since")

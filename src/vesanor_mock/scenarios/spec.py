@@ -1,7 +1,7 @@
 """Turn a schema-valid scenario document into a WorldSpec, collecting every semantic problem.
 
 Nothing here reads YAML or files: contracts folders come through a `ContractsLoader`
-callback (see scenarios.py), and every problem is a `Problem` located by a JSON Pointer
+callback (see loading.py), and every problem is a `Problem` located by a JSON Pointer
 into the scenario document (or, for a contracts folder, already located in its own file).
 What the document leaves out comes from the `base` spec (the server's settings).
 """
@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import parse_timestamp
-from .domain.contracts import CompiledSession, compile_session
-from .domain.expect import Expectation, build_expectation, expectation_problems
-from .domain.rulecheck import rule_problems
-from .domain.rules import Rule, build_rule, rule_id
-from .domain.sessionops import Options
-from .domain.world import PlanSeed, SessionSeed, WorldSpec
-from .errors import CompileError
+from ..clock import parse_timestamp
+from ..domain.contracts import CompiledSession, compile_session
+from ..domain.expect import Expectation, build_expectation, expectation_problems
+from ..domain.rulecheck import rule_problems
+from ..domain.rules import Rule, build_rule, rule_id
+from ..domain.sessionops import Options
+from ..domain.world import PlanSeed, SessionSeed, WorldSpec
+from ..errors import CompileError
 
 CREATE_FIELDS = ("session_id", "agent", "environment", "mode", "enforcement", "holder_id")
 OPTION_FIELDS = (

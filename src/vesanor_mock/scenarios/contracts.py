@@ -2,7 +2,7 @@
 
 `session.yaml` plus one `<tool>.yaml` (or `.yml`) per tool, named after the tool;
 `workflow.yaml` is skipped. The documents are parsed by the scenario loader's parser
-(given in, so yaml stays in scenarios.py), joined by `compile_contracts_dir` and compiled;
+(given in, so yaml stays in loading.py), joined by `compile_contracts_dir` and compiled;
 a compile error at `/tools/<name>/...` is reported in `<name>.yaml`, any other in
 `session.yaml`, each with its own line and column.
 """
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from .domain.contracts import compile_contracts_dir, compile_session
-from .errors import CompileError, ScenarioError
-from .scenario_spec import Artifact, Problem
+from ..domain.contracts import compile_contracts_dir, compile_session
+from ..errors import CompileError, ScenarioError
+from .spec import Artifact, Problem
 
 CONTRACT_SKIP = frozenset({"session", "workflow"})
 

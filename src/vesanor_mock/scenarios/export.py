@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .domain.journal import Entry
-from .domain.world import DEFAULT_API_KEY, SessionSeed, World, WorldSpec
+from ..domain.journal import Entry
+from ..domain.world import DEFAULT_API_KEY, SessionSeed, World, WorldSpec
 
 STAND_IN = "vsk_test_export_{}"
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ScenarioError, ScenarioIssue
-from .scenario_spec import build_expectations
-from .scenarios import MAX_BYTES, fixtures_dir, parse_document
-from .schemas import SchemaRegistry
+from ..errors import ScenarioError, ScenarioIssue
+from ..schemas import SchemaRegistry
+from .loading import MAX_BYTES, fixtures_dir, parse_document
+from .spec import build_expectations
 
 SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from .domain.world import WorldSpec
-from .errors import ScenarioError, ScenarioIssue
-from .scenario_contracts import ContractsReader
-from .scenario_spec import Problem, SpecBuilder
-from .schemas import SchemaRegistry, pointer
+from ..domain.world import WorldSpec
+from ..errors import ScenarioError, ScenarioIssue
+from ..schemas import SchemaRegistry, pointer
+from .contracts import ContractsReader
+from .spec import Problem, SpecBuilder
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -264,7 +264,7 @@ def fixtures_dir() -> Path:
     packaged = resources.files("vesanor_mock") / "_data" / "fixtures"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "fixtures"
+    return Path(__file__).resolve().parents[3] / "fixtures"
 
 
 def load_scenario(
