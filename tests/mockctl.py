@@ -18,6 +18,7 @@ SCHEMAS = {
     ("GET", "/state"): "control/state",
     ("GET", "/journal"): "control/journal",
     ("POST", "/verify"): "control/verify",
+    ("GET", "/findings"): "control/findings",
     ("GET", "/clock"): "control/clock",
     ("POST", "/clock/advance"): "control/clock",
     ("POST", "/rules"): "control/rules",

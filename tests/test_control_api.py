@@ -207,7 +207,7 @@ def test_verify_without_a_body_checks_the_scenario_expectations(ctl: Control, ac
         "expect[0]: expected exactly 1 get_session requests, saw 0"
     )
     acme.get_session("seeded")
-    assert ctl.verify() == {"ok": True, "checked": 1, "failures": []}
+    assert ctl.verify() == {"ok": True, "checked": 1, "failures": [], "findings": []}
 
 
 def test_verify_with_a_body_checks_those_expectations(ctl: Control, acme: Api) -> None:

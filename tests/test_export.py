@@ -137,7 +137,7 @@ def test_the_export_fits_its_schema_and_replays_to_the_same_journal(
         replay(again.url, journal, [stand_in.get(k, k) for k in keys])
         replayed = MockClient(again.url)
         assert comparable(replayed.journal()) == comparable(journal)
-        assert replayed.verify().ok
+        assert replayed.verify(findings=False).ok
         replayed.reset()
         failed = replayed.verify()
     assert not failed.ok

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .client import ControlError, MockClient, format_journal
+from .client import ControlError, MockClient, format_findings, format_journal
 from .config import OPTIONS, is_loopback, resolve, settings_from
 from .data import doc_topics
 from .domain.world import DEFAULT_API_KEY
@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="expectations to check (a list, or a "
         "scenario's expect); default: the loaded scenario's own",
+    )
+    verify.add_argument(
+        "--findings",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also check what the client did wrong (docs/checks.md); an error finding "
+        "fails (default: on)",
     )
     export = commands.add_parser("export", help="write a running mock's run as a scenario")
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
@@ -253,11 +260,13 @@ def verify(args: argparse.Namespace, env: Env) -> int:
             print(error.render(), file=sys.stderr)
             return EXIT_USAGE
     try:
-        result = client.verify(expect)
+        result = client.verify(expect, findings=args.findings)
     except ControlError as error:
         print(f"vesanor-mock: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if result.ok:
+        if result.findings:  # warnings only
+            print("\n".join(format_findings(result.findings, client.journal())))
         print(f"vesanor-mock: {result.checked} expectation(s) checked, all met")
         return EXIT_OK
     print(result.report())

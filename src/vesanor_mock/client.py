@@ -51,10 +51,12 @@ class Verification:
     checked: int
     failures: list[dict[str, Any]]
     journal: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> str:
-        """Every failure with what was seen, then the requests in order."""
-        return format_report(self.checked, self.failures, self.journal)
+        """Every failure with what was seen, the findings, then the requests in order."""
+        lines = format_findings(self.findings, self.journal) if self.findings else []
+        return "\n".join([*lines, format_report(self.checked, self.failures, self.journal)])
 
 
 def requests_transport(timeout: float = 10.0) -> Transport:
@@ -164,12 +166,34 @@ class MockClient:
         query = {"endpoint": endpoint, "session_id": session_id, "status": status, "since": since}
         return list(self.call("GET", "/journal", query=query)["entries"])
 
-    def verify(self, expect: Sequence[Mapping[str, Any]] | None = None) -> Verification:
-        """Check expectations (default: the loaded scenario's) against the journal."""
-        body = None if expect is None else {"expect": list(expect)}
+    def verify(
+        self, expect: Sequence[Mapping[str, Any]] | None = None, *, findings: bool = True
+    ) -> Verification:
+        """Check expectations (default: the loaded scenario's) against the journal, and,
+        unless `findings=False`, the client checks (not ok with an error finding)."""
+        body: dict[str, Any] | None = None if expect is None else {"expect": list(expect)}
+        if not findings:
+            body = {**(body or {}), "findings": "off"}
         answer = self.call("POST", "/verify", body)
         journal = [] if answer["ok"] else self.journal()
-        return Verification(answer["ok"], answer["checked"], answer["failures"], journal)
+        found = list(answer.get("findings", []))
+        return Verification(answer["ok"], answer["checked"], answer["failures"], journal, found)
+
+    def findings(
+        self, *, session_id: str | None = None, severity: str | None = None
+    ) -> list[dict[str, Any]]:
+        """GET /_mock/findings: what the client did wrong (docs/checks.md), oldest first."""
+        query = {"session_id": session_id, "severity": severity}
+        return list(self.call("GET", "/findings", query=query)["findings"])
+
+    def assert_no_findings(self, severity: str = "error") -> None:
+        """Assert no finding of `severity` ("error"; "warning" counts errors too) exists."""
+        __tracebackhide__ = True  # pytest shows the caller, not this frame
+        if severity not in ("error", "warning"):
+            raise ValueError(f"severity must be 'error' or 'warning', not {severity!r}")
+        found = [f for f in self.findings() if severity == "warning" or f["severity"] == "error"]
+        if found:
+            raise ExpectationFailed("\n".join(format_findings(found, self.journal())))
 
     def clock(self) -> dict[str, Any]:
         """GET /_mock/clock: `{"now", "start", "mode"}`."""
@@ -229,7 +253,7 @@ class MockClient:
 
     def _assert(self, expect: Sequence[Mapping[str, Any]] | None) -> None:
         __tracebackhide__ = True  # pytest shows the caller, not this frame
-        result = self.verify(expect)
+        result = self.verify(expect, findings=False)
         if not result.ok:
             raise ExpectationFailed(result.report())
 
@@ -290,4 +314,31 @@ def format_journal(journal: Sequence[Mapping[str, Any]]) -> list[str]:
             notes.append("rules " + ", ".join(entry["rules_fired"]))
         request = f"#{entry['seq']} {entry['method']} {entry['path']}"
         lines.append(f"  {request} -> {status} ({'; '.join(notes)})")
+    return lines
+
+
+def format_findings(
+    findings: Sequence[Mapping[str, Any]], journal: Sequence[Mapping[str, Any]] = ()
+) -> list[str]:
+    """Each finding: rule and message, the hint, and the requests involved, one line each."""
+    by_id = {entry["request_id"]: entry for entry in journal}
+    errors = sum(1 for f in findings if f["severity"] == "error")
+    lines = [
+        f"vesanor-mock findings: {errors} error(s), {len(findings) - errors} warning(s) "
+        "(see docs/checks.md)"
+    ]
+    for finding in findings:
+        lines.append(
+            f"{finding['severity']} {finding['rule']} ({finding['protocol']}): {finding['message']}"
+        )
+        lines.append(f"  hint: {finding['hint']}")
+        for request_id in finding["request_ids"]:
+            entry = by_id.get(request_id)
+            if entry is None:
+                lines.append(f"  {request_id} (no longer in the journal)")
+                continue
+            status = entry["status"] if entry["status"] is not None else "dropped"
+            lines.append(
+                f"  {request_id} #{entry['seq']} {entry['method']} {entry['path']} -> {status}"
+            )
     return lines

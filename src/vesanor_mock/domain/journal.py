@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ class Entry:
     size: int = 0
     decision: str | None = None
     error: str | None = None
+    committed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form of §6 (`tools` is internal: verify uses it)."""
@@ -60,6 +62,7 @@ class Entry:
             "request_body": _decoded(self.request_body),
             "response_body": _decoded(self.response_body),
             "duration_ms": self.duration_ms,
+            "committed": self.committed,
         }
 
 
@@ -87,12 +90,22 @@ class Draft:
     size: int = 0  # bytes of the request and answer bodies, as they crossed the wire
     decision: str | None = None  # the policy's decision in a handled answer
     error: str | None = None  # the error code of an answer in the envelope
+    # for the client checks (never stored in an entry): the parsed request, the runtime's
+    # answer (or the envelope), and whether the runtime handled it with a 2xx
+    request: Any = None
+    answer: Any = None
+    committed: bool = False
+
+
+Listener = Callable[[Entry, Draft], object]
+"""Called with each recorded entry and its draft, in `seq` order (under the journal's lock)."""
 
 
 class Journal:
     """A bounded, thread-safe deque of entries with increasing `seq` numbers."""
 
     def __init__(self, limit: int = DEFAULT_LIMIT, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.listeners: list[Listener] = []
         if limit < 1:
             raise ValueError("journal_limit must be at least 1")
         self._entries: deque[Entry] = deque()
@@ -144,6 +157,7 @@ class Journal:
                 size=draft.size,
                 decision=draft.decision,
                 error=draft.error,
+                committed=draft.committed,
             )
             self._entries.append(entry)
             self._bytes += entry.size
@@ -151,6 +165,8 @@ class Journal:
                 len(self._entries) > self._limit or self._bytes > self._max_bytes
             ):
                 self._bytes -= self._entries.popleft().size
+            for listener in self.listeners:
+                listener(entry, draft)
             return entry
 
     def entries(

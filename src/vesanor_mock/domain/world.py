@@ -12,6 +12,7 @@ from typing import Any
 
 from ..clock import DEFAULT_START, Clock
 from ..ids import IdFactory
+from .checker import Checker
 from .contracts import CompiledSession, compile_session
 from .expect import Expectation
 from .journal import DEFAULT_LIMIT, Journal
@@ -98,6 +99,8 @@ class World:
         self.runtime = Runtime(self.ctx)
         self.rules = RuleBook(spec.rules)
         self.journal = Journal(spec.journal_limit)
+        self.checker = Checker()
+        self.journal.listeners.append(self.checker.observe_entry)
         for plan in spec.plans:
             self.runtime.add_plan(
                 plan.tenant,
@@ -121,6 +124,18 @@ class World:
             session.authority_state = "killed"
             session.killed = Killed(at=self.ctx.now(), reason="seeded killed", actor="scenario")
         return session
+
+    def pending_status(self, session_id: str, pending_call_id: str) -> str | None:
+        """A pending call's status ("pending", ...), None when its session is killed or gone."""
+        runtime = self.runtime
+        with runtime.lock:
+            for (_, sid), session in runtime.sessions.items():
+                if sid != session_id or session.status == "killed":
+                    continue
+                pending = session.pending.get(pending_call_id)
+                if pending is not None:
+                    return pending.status
+        return None
 
     def tenant_for(self, api_key: str) -> str | None:
         """The tenant an API key belongs to, or None for an unknown key."""

@@ -43,7 +43,7 @@ from .edge import (
     require_object,
     unauthorized,
 )
-from .views import journal_query, state_view
+from .views import findings_query, findings_view, journal_query, state_view
 
 if TYPE_CHECKING:
     from .app import MockService
@@ -66,6 +66,7 @@ def control_routes(service: MockService) -> list[Route]:
         ("GET", "/state", state),
         ("GET", "/journal", journal),
         ("POST", "/verify", verify_run),
+        ("GET", "/findings", findings),
         ("GET", "/clock", clock),
         ("POST", "/clock/advance", clock_advance),
         ("POST", "/rules", add_rules),
@@ -213,10 +214,26 @@ async def verify_run(service: MockService, request: Request) -> Result:
     expectations = list(service.spec.expect)
     if body is not None:
         _validated(service, "control/verify_request", body)
+    if body is not None and "expect" in body:
         expectations, problems = build_expectations(body["expect"])
         _problems("/expect", problems)
     failures = verify(expectations, service.world.journal.entries())
-    return 200, {"ok": not failures, "checked": len(expectations), "failures": failures}
+    answer: dict[str, Any] = {
+        "ok": not failures,
+        "checked": len(expectations),
+        "failures": failures,
+    }
+    if body is None or body.get("findings", "on") == "on":
+        found = findings_view(service.world)["findings"]
+        answer["findings"] = found
+        answer["ok"] = answer["ok"] and not any(f["severity"] == "error" for f in found)
+    return 200, answer
+
+
+async def findings(service: MockService, request: Request) -> Result:
+    """GET /_mock/findings?session_id=&severity=: what the client did wrong (§7.1)."""
+    filters = findings_query(dict(request.query_params))
+    return 200, findings_view(service.world, **filters)
 
 
 async def clock(service: MockService, request: Request) -> Result:

@@ -137,6 +137,7 @@ class Exchange:
             self.draft.size = len(raw)
             body = require_object(parse_json(raw))
             self.draft.request_body = raw if raw.strip() else body
+            self.draft.request = body
             self.registry.validate_request(op.name, body, spec.validation)
         return Admitted(tenant, dict(request.path_params), query, body)
 
@@ -155,6 +156,7 @@ class Exchange:
         found = answer.get("decision")
         self.draft.decision = found if isinstance(found, str) else None
         self.draft.status, self.draft.response_body = status, content
+        self.draft.answer, self.draft.committed = answer, 200 <= status < 300
         return json_bytes_response(status, content, self.draft.request_id)
 
     def _early(self, then: Effects, facts: Facts) -> Response:
@@ -201,7 +203,7 @@ class Exchange:
     def _error(self, error: ApiError, outcome: str = "refused") -> Response:
         self.draft.outcome = outcome
         self.draft.status, self.draft.error = error.status, error.code
-        self.draft.response_body = envelope(error, self.draft.request_id)
+        self.draft.response_body = self.draft.answer = envelope(error, self.draft.request_id)
         return error_response(error, self.draft.request_id)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..domain.checker import SEVERITIES
 from ..domain.runtime import Runtime
 from ..domain.views import session_view
 from ..domain.world import World
@@ -13,6 +14,7 @@ from ..scenarios.export import mask
 from ..schemas import ENDPOINTS
 
 JOURNAL_FILTERS = ("endpoint", "session_id", "status", "since")
+FINDINGS_FILTERS = ("session_id", "severity")
 
 
 def mask_key(key: str) -> str:
@@ -93,3 +95,33 @@ def journal_query(query: dict[str, str]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return filters
+
+
+def findings_query(query: dict[str, str]) -> dict[str, str]:
+    """The findings filters from a query string; 422 for an unknown one or a bad severity."""
+    errors = [
+        FieldError(f"/{name}", f"unknown query parameter {name!r}", "additionalProperties")
+        for name in query
+        if name not in FINDINGS_FILTERS
+    ]
+    severity = query.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        message = f"expected one of {list(SEVERITIES)}, got {severity!r}"
+        errors.append(FieldError("/severity", message, "enum"))
+    if errors:
+        raise ValidationFailed(errors)
+    return {name: query[name] for name in FINDINGS_FILTERS if name in query}
+
+
+def findings_view(
+    world: World, session_id: str | None = None, severity: str | None = None
+) -> dict[str, Any]:
+    """GET /_mock/findings: the findings (filtered) and how many requests were checked."""
+    checker = world.checker
+    found = checker.findings(
+        session_id=session_id, severity=severity, pending_status=world.pending_status
+    )
+    return {
+        "findings": [finding.to_dict() for finding in found],
+        "checked_requests": checker.checked,
+    }
