@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -680,6 +681,12 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
             yield path, method, op
 
 
+def by_endpoint(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The document's operations, by the endpoint name of the journal and the rules."""
+    endpoint_of = {op.op_id: op.endpoint for op in OPERATIONS}
+    return {endpoint_of[op["operationId"]]: op for _, _, op in operations(document)}
+
+
 def test_the_openapi_document_is_3_1_with_bearer_auth_everywhere(document: dict[str, Any]) -> None:
     assert document["openapi"] == "3.1.0"
     assert document["security"] == [{"bearerAuth": []}]
@@ -693,13 +700,79 @@ def test_the_openapi_document_is_3_1_with_bearer_auth_everywhere(document: dict[
 def test_the_openapi_document_has_every_operation_and_no_control_route(
     document: dict[str, Any],
 ) -> None:
-    ids = [op["operationId"] for _, _, op in operations(document)]
-    assert sorted(ids) == sorted(ENDPOINTS)
+    assert sorted(by_endpoint(document)) == sorted(ENDPOINTS)
     assert all(path.startswith("/api/v1/") for path in document["paths"])
     assert (
         document["paths"]["/api/v1/replay/sessions/{sid}/tool-filter"]["post"]["operationId"]
-        == "tool_filter"
+        == "replace_tool_filter"
     )
+
+
+def test_operation_ids_are_unique_snake_case_method_names_and_tags_are_declared(
+    document: dict[str, Any],
+) -> None:
+    ids = [op["operationId"] for _, _, op in operations(document)]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", name) for name in ids), ids
+    assert {"propose", "submit_receipt", "kill_session", "get_governance_plan"} <= set(ids)
+    declared = [tag["name"] for tag in document["tags"]]
+    assert all(tag["description"] for tag in document["tags"])
+    used = {tag for _, _, op in operations(document) for tag in op["tags"]}
+    assert used == set(declared)
+    assert all(len(op["tags"]) == 1 for _, _, op in operations(document))
+
+
+def test_every_component_is_titled_with_its_own_name_and_keeps_its_prose(
+    document: dict[str, Any],
+) -> None:
+    components = document["components"]["schemas"]
+    assert all(schema["title"] == name for name, schema in components.items())
+    preflight = components["PreflightRequest"]["description"]
+    assert preflight.startswith("Preflight a model call (request body).")
+
+
+def test_every_request_body_has_an_example_its_schema_accepts_in_strict_mode(
+    document: dict[str, Any], registry: SchemaRegistry
+) -> None:
+    bodies = by_endpoint(document)
+    with_body = [endpoint for endpoint, op in bodies.items() if "requestBody" in op]
+    assert sorted(with_body) == sorted(REQUEST_ENDPOINTS)
+    for endpoint in with_body:
+        media = bodies[endpoint]["requestBody"]["content"]["application/json"]
+        registry.validate_request(endpoint, media["example"], "strict")
+
+
+def test_every_object_schema_says_whether_it_takes_unknown_members() -> None:
+    """Generators read an object without `additionalProperties` as closed; say it."""
+
+    def silent(node: Any, where: str) -> Iterator[str]:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            is_object = kind == "object" or (isinstance(kind, list) and "object" in kind)
+            if is_object and "additionalProperties" not in node:
+                yield where
+            for key, value in node.items():
+                yield from silent(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from silent(value, f"{where}/{index}")
+
+    found = [
+        hit
+        for path in sorted(schemas_dir().rglob("*.schema.json"))
+        for hit in silent(json.loads(path.read_text()), path.name + "#")
+    ]
+    assert found == []
+
+
+def test_free_form_objects_are_declared_free_form_in_the_document(
+    document: dict[str, Any],
+) -> None:
+    components = document["components"]["schemas"]
+    assert components["FreeObject"]["additionalProperties"] is True
+    contract = components["CreateSessionRequest"]["properties"]["contract"]
+    assert contract["properties"]["compiled_session"]["additionalProperties"] is True
+    assert contract["additionalProperties"] is False
 
 
 def test_every_ref_in_the_openapi_document_resolves_inside_it(document: dict[str, Any]) -> None:
@@ -731,7 +804,7 @@ def test_every_path_parameter_is_declared(document: dict[str, Any]) -> None:
 
 
 def test_every_operation_lists_its_success_and_error_statuses(document: dict[str, Any]) -> None:
-    by_id = {op["operationId"]: op for _, _, op in operations(document)}
+    by_id = by_endpoint(document)
     assert {"200", "201"} <= set(by_id["create_session"]["responses"])
     assert "201" in by_id["labels"]["responses"] and "201" in by_id["offer_handoff"]["responses"]
     for endpoint, op in by_id.items():
@@ -751,7 +824,7 @@ def test_every_operation_lists_its_success_and_error_statuses(document: dict[str
 def test_request_bodies_are_required_only_when_their_schema_requires_a_field(
     document: dict[str, Any],
 ) -> None:
-    by_id = {op["operationId"]: op for _, _, op in operations(document)}
+    by_id = by_endpoint(document)
     assert by_id["preflight"]["requestBody"]["required"] is True
     assert by_id["kill"]["requestBody"]["required"] is False
     assert "requestBody" not in by_id["get_session"]
@@ -777,14 +850,14 @@ def test_the_openapi_schemas_judge_bodies_exactly_like_the_registry(
 def test_answers_link_to_the_operations_whose_path_ids_they_supply(
     document: dict[str, Any],
 ) -> None:
-    by_id = {op["operationId"]: op for _, _, op in operations(document)}
+    by_id = by_endpoint(document)
     created = by_id["create_session"]["responses"]["201"]["links"]
     assert created["Preflight"] == {
         "operationId": "preflight",
         "parameters": {"sid": "$response.body#/session/session_id"},
     }
     assert {link["operationId"] for link in created.values()} == {
-        op.endpoint for op in OPERATIONS if op.path_params == ("sid",)
+        op.op_id for op in OPERATIONS if op.path_params == ("sid",)
     }
     offered = by_id["offer_handoff"]["responses"]["201"]["links"]
     assert offered["CompleteHandoff"]["parameters"] == {

@@ -55,6 +55,13 @@ class Operation:
     query: tuple[str, ...] = ()
     semantic: tuple[str, ...] = ()
     """422 codes a request can get although its body and query pass their schemas."""
+    operation_id: str = ""
+    """The operationId (a method name for generated clients); the endpoint name if empty."""
+
+    @property
+    def op_id(self) -> str:
+        """The operationId: a verb phrase a generated client can use as a method name."""
+        return self.operation_id or self.endpoint
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -101,9 +108,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "Judge proposed tool calls",
         "enforcement",
         semantic=("VALIDATION_FAILED",),
+        operation_id="propose",
     ),
     Operation(
-        "receipts", "post", SESSION + "/receipts", "Report a tool call's outcome", "enforcement"
+        "receipts",
+        "post",
+        SESSION + "/receipts",
+        "Report a tool call's outcome",
+        "enforcement",
+        operation_id="submit_receipt",
     ),
     Operation(
         "labels",
@@ -113,13 +126,34 @@ OPERATIONS: tuple[Operation, ...] = (
         "controls",
         success=(201,),
         errors=NO_CONFLICT,
+        operation_id="append_label",
     ),
     Operation(
-        "tool_filter", "post", SESSION + "/tool-filter", "Replace the tool filter", "controls"
+        "tool_filter",
+        "post",
+        SESSION + "/tool-filter",
+        "Replace the tool filter",
+        "controls",
+        operation_id="replace_tool_filter",
     ),
     Operation("report_bypass", "post", SESSION + "/report-bypass", "Report a bypass", "controls"),
-    Operation("kill", "post", SESSION + "/kill", "Kill a session", "controls", errors=NO_CONFLICT),
-    Operation("recover", "post", SESSION + "/recover", "Rotate the lease", "controls"),
+    Operation(
+        "kill",
+        "post",
+        SESSION + "/kill",
+        "Kill a session",
+        "controls",
+        errors=NO_CONFLICT,
+        operation_id="kill_session",
+    ),
+    Operation(
+        "recover",
+        "post",
+        SESSION + "/recover",
+        "Rotate the lease",
+        "controls",
+        operation_id="recover_session",
+    ),
     Operation(
         "offer_handoff",
         "post",
@@ -151,9 +185,19 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(401, 422),
         query=("agent", "environment"),
         semantic=("APPROVED_ARTIFACT_INVALID",),
+        operation_id="get_governance_plan",
     ),
 )
 """Every operation of PROTOCOL.md §3, in the order the protocol lists them."""
+
+TAGS: dict[str, str] = {
+    "sessions": "Create, join and load sessions.",
+    "enforcement": "The governed cycle: preflight, proposals, receipts.",
+    "controls": "Labels, tool filters, bypass reports, kill and lease recovery of a session.",
+    "workflows": "Workflows and their handoffs.",
+    "governance": "Governance plans.",
+}
+"""Every tag, in the order generators list their modules; each operation has one."""
 
 LINKS: dict[str, dict[str, str]] = {
     "create_session": {"sid": "$response.body#/session/session_id"},
@@ -178,7 +222,7 @@ def build_openapi(registry: SchemaRegistry) -> Doc:
             "description": "The wire contract the mock implements; see docs/ and PROTOCOL.",
         },
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": n} for n in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "tags": [{"name": name, "description": TAGS[name]} for name in TAGS],
         "paths": paths,
         "components": _components(registry),
     }
@@ -194,16 +238,13 @@ def _version() -> str:
 
 def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
     """One operation object."""
-    doc: Doc = {"operationId": op.endpoint, "summary": op.summary, "tags": [op.tag]}
+    doc: Doc = {"operationId": op.op_id, "summary": op.summary, "tags": [op.tag]}
     params = op.path_params + op.query
     if params:
         doc["parameters"] = [{"$ref": f"#/components/parameters/{p}"} for p in params]
     request = "requests/" + op.endpoint
     if request in registry.names():
-        doc["requestBody"] = {
-            "required": bool(registry.schema(request).get("required")),
-            "content": {"application/json": {"schema": _ref(request)}},
-        }
+        doc["requestBody"] = _request_body(registry, request)
     answer = {
         "description": op.summary + ": success.",
         "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
@@ -220,6 +261,15 @@ def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
     if op.semantic:
         doc["responses"]["422"] = _semantic_422(op)
     return doc
+
+
+def _request_body(registry: SchemaRegistry, name: str) -> Doc:
+    """A JSON request body, with the first `examples` entry of its schema as its example."""
+    schema = registry.schema(name)
+    media: Doc = {"schema": _ref(name)}
+    if schema.get("examples"):
+        media["example"] = schema["examples"][0]
+    return {"required": bool(schema.get("required")), "content": {"application/json": media}}
 
 
 def _semantic_422(op: Operation) -> Doc:
@@ -240,8 +290,8 @@ def _links(op: Operation) -> Doc:
     """Links from an answer to every operation whose path ids it supplies."""
     supplies = LINKS.get(op.endpoint, {})
     return {
-        component_name(target.endpoint): {
-            "operationId": target.endpoint,
+        component_name(target.op_id): {
+            "operationId": target.op_id,
             "parameters": {p: supplies[p] for p in target.path_params},
         }
         for target in OPERATIONS
@@ -257,7 +307,7 @@ def _ref(name: str) -> Doc:
 def _components(registry: SchemaRegistry) -> Doc:
     """Schemas, error responses, headers, parameters and the bearer scheme."""
     return {
-        "schemas": dict(sorted(registry.components(_seeds(registry)).items())),
+        "schemas": _named(registry.components(_seeds(registry))),
         "responses": {
             name: _error_response(status) for status, (name, _) in ERROR_RESPONSES.items()
         },
@@ -272,6 +322,23 @@ def _components(registry: SchemaRegistry) -> Doc:
         "parameters": _parameters(),
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     }
+
+
+def _named(schemas: dict[str, Doc]) -> dict[str, Doc]:
+    """The components, sorted, each titled with its own name.
+
+    Generators name a model after its schema's `title` before its component name, so a
+    prose title ("Preflight a model call (request body)") would become the type name. The
+    title is the component name; the prose leads the description instead.
+    """
+    named: dict[str, Doc] = {}
+    for name, schema in sorted(schemas.items()):
+        prose = [schema.get("title"), schema.get("description")]
+        described = [str(text).rstrip(".") + "." for text in prose if text and text != name]
+        named[name] = {"title": name, **{k: v for k, v in schema.items() if k != "title"}}
+        if described:
+            named[name]["description"] = " ".join(described)
+    return named
 
 
 def _seeds(registry: SchemaRegistry) -> list[tuple[str, str]]:
