@@ -240,3 +240,24 @@ def test_the_access_log_lines_in_the_cli_docs_have_the_real_shape() -> None:
     )
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
     assert all(re.match(stamp, line) for line in [real, *documented])
+
+
+def test_a_host_that_is_no_address_is_a_usage_error_before_any_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--host", "999.1.1.1", "--no-reload"], env={})
+    assert stopped.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "argument --host: expected an IP address or a host name, got '999.1.1.1'" in err
+    assert "WARNING" not in err
+
+
+def test_an_address_of_another_machine_fails_to_bind_without_claiming_it_was_bound(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--host", "192.0.2.1", "--port", "0", "--no-reload"], env={}) == (
+        EXIT_FAILED
+    )
+    err = capsys.readouterr().err
+    assert "cannot bind 192.0.2.1:0" in err and "bound to" not in err

@@ -343,3 +343,22 @@ def test_a_scenario_file_changed_between_tests_is_read_again(pytester: pytest.Py
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_a_port_taken_by_a_dev_server_names_the_variable_that_chose_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("VESANOR_MOCK_PORT", str(port))
+        pytester.makepyfile("def test_it(vesanor_mock):\n    pass\n")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*cannot bind 127.0.0.1:{port}*(set by VESANOR_MOCK_PORT={port} in the environment;"
+            " without it the plugin binds 127.0.0.1 on a free port)*"
+        ]
+    )

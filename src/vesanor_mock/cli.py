@@ -165,13 +165,11 @@ def serve(args: argparse.Namespace, env: Env) -> int:
         print(error.render(), file=sys.stderr)
         return EXIT_FAILED
     settings = service.settings
-    if not is_loopback(settings.host) and not settings.control_token:
-        print(exposed_warning(settings.host), file=sys.stderr, flush=True)
     reload = bool(values.get("reload", True))
     watcher = ScenarioWatcher(service, path, _stderr).start() if reload else None
     try:
         with accesslog.configured(settings.log_format):
-            started = serve_forever(service, lambda url: _say(banner(service, url, reload)))
+            started = serve_forever(service, lambda url: _started(service, url, reload))
     except ServerStartError as error:
         print(f"vesanor-mock: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -179,6 +177,14 @@ def serve(args: argparse.Namespace, env: Env) -> int:
         if watcher is not None:
             watcher.stop()
     return EXIT_OK if started else EXIT_FAILED
+
+
+def _started(service: MockService, url: str, reload: bool) -> None:
+    """Once bound: the banner, then the warning for a control API others can reach."""
+    _say(banner(service, url, reload))
+    settings = service.settings
+    if not is_loopback(settings.host) and not settings.control_token:
+        _stderr(exposed_warning(settings.host))
 
 
 def _stderr(message: str) -> None:

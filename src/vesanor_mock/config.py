@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,26 @@ def parse_port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise ValueError(f"expected a port from 0 to 65535, got {port}")
     return port
+
+
+HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def parse_host(text: str) -> str:
+    """An address to bind: an IPv4 or IPv6 address, or a host name (`localhost`)."""
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return text
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):
+        raise ValueError(
+            f"expected an IP address or a host name, got {text!r}: not an IPv4 address"
+        )
+    if not text or len(text) > 253 or not all(HOST_LABEL.match(label) for label in labels):
+        raise ValueError(f"expected an IP address or a host name, got {text!r}")
+    return text
 
 
 def parse_seed(text: str) -> int:
@@ -129,7 +150,7 @@ class Option:
 OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
-        Option("host", parse_text, "address to bind (default 127.0.0.1)"),
+        Option("host", parse_host, "address to bind (default 127.0.0.1)"),
         Option("port", parse_port, "port to bind; 0 picks a free one (default 8080)"),
         Option("scenario", parse_text, "scenario file or bundled name (default: default)"),
         Option("scenario_dir", parse_text, "folder where scenario names are looked up first"),

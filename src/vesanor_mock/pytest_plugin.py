@@ -112,12 +112,38 @@ def vesanor_mock_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def vesanor_mock_server(vesanor_mock_settings: Settings) -> Iterator[MockServer]:
+def vesanor_mock_server(
+    vesanor_mock_settings: Settings, pytestconfig: pytest.Config
+) -> Iterator[MockServer]:
     """The session's running MockServer (one per xdist worker); tests use `vesanor_mock`."""
-    from .server import MockServer
+    from .server import MockServer, ServerStartError
 
-    with MockServer(vesanor_mock_settings) as server:
+    server = MockServer(vesanor_mock_settings)
+    try:
+        server.start()
+    except ServerStartError as error:
+        raise ServerStartError(f"{error}{_came_from(pytestconfig, ('host', 'port'))}") from None
+    try:
         yield server
+    finally:
+        server.stop()
+
+
+def _came_from(config: pytest.Config, names: tuple[str, ...]) -> str:
+    """Where the given plugin settings were set, as a hint for an error (empty if nowhere)."""
+    said = []
+    for name in names:
+        option = config.getoption("vesanor_mock_" + name)
+        env = OPTIONS[name].env
+        if option is not None:
+            said.append(f"--vesanor-mock-{name.replace('_', '-')} {option}")
+        elif env in os.environ:
+            said.append(f"{env}={os.environ[env]} in the environment")
+        elif config.getini("vesanor_mock_" + name):
+            said.append(f"vesanor_mock_{name} = {config.getini('vesanor_mock_' + name)} (ini)")
+    if not said:
+        return ""
+    return f" (set by {', '.join(said)}; without it the plugin binds 127.0.0.1 on a free port)"
 
 
 def _server_handle(server: MockServer, config: pytest.Config) -> MockHandle:
