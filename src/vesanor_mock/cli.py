@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .client import ControlError, MockClient, format_findings, format_journal
+from .client import ControlError, MockClient, format_findings
 from .config import OPTIONS, is_loopback, resolve, settings_from
 from .data import doc_topics
 from .domain.world import DEFAULT_API_KEY
 from .errors import ConfigError, ScenarioError
 from .http import accesslog
 from .http.app import MockService
+from .journal_lines import export_header
 from .openapi import build_openapi
 from .scenarios.export import mask
 from .scenarios.files import find_scenario, read_expectations
@@ -325,32 +326,3 @@ def _title(page: Path) -> str:
     with page.open(encoding="utf-8") as text:
         first = text.readline()
     return first.lstrip("# ").strip()
-
-
-def export_header(url: str, answer: dict[str, Any], journal: list[dict[str, Any]]) -> str:
-    """The comment block of an export: where it came from, what was replaced or left out."""
-    kept = answer["journal"]
-    lines = [
-        f"Exported by vesanor-mock {__version__} from {url} (scenario file: {answer['source']}).",
-        "Replay: vesanor-mock serve --scenario THIS_FILE, run the same client, then",
-        "vesanor-mock verify: the expectations below are the requests this run made.",
-    ]
-    if kept["total"] > kept["entries"]:
-        lines.append(
-            f"WARNING: {kept['total'] - kept['entries']} early request(s) had left the journal "
-            "(journal_limit); only the rest are expected."
-        )
-    for item in answer["keys"]:
-        lines.append(
-            f"API key {item['key']} of tenant {item['tenant']} is replaced by "
-            f"{item['export_key']}: point the client at that key to replay."
-        )
-    if answer["runtime_rules"]:
-        lines.append(
-            f"{answer['runtime_rules']} rule(s) were added at run time; they are written as "
-            "scenario rules, counting from the first request."
-        )
-    lines += ["Control-API calls made during the run (clock advances, resets) are not replayed."]
-    for item in answer["original_expect"]:
-        lines.append("The scenario's own expectation (not checked here): " + json.dumps(item))
-    return "\n".join([*lines, *(line.strip() for line in format_journal(journal))])

@@ -22,11 +22,11 @@ from typing import Any
 import requests
 
 from .errors import MockError, ScenarioError, ScenarioIssue
+from .journal_lines import format_journal
 
 Transport = Callable[[str, str, dict[str, str], dict[str, str], bytes | None], tuple[int, bytes]]
 """(method, url, headers, query, body) -> (status, body): how the client reaches the mock."""
 
-JOURNAL_LINES = 40
 POSTED = "<POST /_mock/scenario>"
 
 
@@ -296,25 +296,6 @@ def format_report(
     lines += format_journal(journal)
     lines.append(f"{checked} expectation(s) checked, {len(failures)} failed")
     return "\n".join(lines)
-
-
-def format_journal(journal: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The requests the mock saw, one per line (the last JOURNAL_LINES of them)."""
-    if not journal:
-        return ["requests seen: none"]
-    lines = [f"requests seen ({len(journal)}, oldest first):"]
-    if len(journal) > JOURNAL_LINES:
-        lines.append(f"  ... {len(journal) - JOURNAL_LINES} earlier request(s)")
-    for entry in journal[-JOURNAL_LINES:]:
-        status = entry["status"] if entry["status"] is not None else "dropped"
-        notes = [entry["endpoint"] or "unknown path"]
-        if entry.get("session_id"):
-            notes.append(f"session {entry['session_id']}")
-        if entry.get("rules_fired"):
-            notes.append("rules " + ", ".join(entry["rules_fired"]))
-        request = f"#{entry['seq']} {entry['method']} {entry['path']}"
-        lines.append(f"  {request} -> {status} ({'; '.join(notes)})")
-    return lines
 
 
 def format_findings(

@@ -37,11 +37,19 @@ class ServerStartError(RuntimeError):
 
 
 class _Uvicorn(uvicorn.Server):
-    """A uvicorn server that calls `on_started` once it accepts connections."""
+    """A uvicorn server that calls `on_started` once it accepts connections, and closes
+    the service's open streams (the dashboard's) when it starts shutting down."""
 
     def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
         super().__init__(config)
         self.on_started = on_started
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the open event streams, then shut down as uvicorn does."""
+        service = getattr(getattr(self.config.app, "state", None), "service", None)
+        if service is not None:
+            service.close()
+        await super().shutdown(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start listening, then say so."""

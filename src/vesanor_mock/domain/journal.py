@@ -45,10 +45,12 @@ class Entry:
     decision: str | None = None
     error: str | None = None
     committed: bool = False
+    tenant: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form of §6 (`tools` is internal: verify uses it)."""
-        return {
+    def to_dict(self, bodies: bool = True) -> dict[str, Any]:
+        """The wire form of §6 (`tools` is internal: verify uses it); without the request
+        and response bodies when `bodies` is false (`GET /_mock/journal?bodies=false`)."""
+        out = {
             "seq": self.seq,
             "at": self.at,
             "request_id": self.request_id,
@@ -59,11 +61,13 @@ class Entry:
             "status": self.status,
             "outcome": self.outcome,
             "rules_fired": list(self.rules_fired),
-            "request_body": _decoded(self.request_body),
-            "response_body": _decoded(self.response_body),
-            "duration_ms": self.duration_ms,
-            "committed": self.committed,
         }
+        if bodies:
+            out["request_body"] = _decoded(self.request_body)
+            out["response_body"] = _decoded(self.response_body)
+        out["duration_ms"] = self.duration_ms
+        out["committed"] = self.committed
+        return out
 
 
 def _decoded(body: Any) -> Any:
@@ -95,6 +99,7 @@ class Draft:
     request: Any = None
     answer: Any = None
     committed: bool = False
+    tenant: str | None = None  # the tenant of the API key, once authenticated
 
 
 Listener = Callable[[Entry, Draft], object]
@@ -114,6 +119,21 @@ class Journal:
         self._bytes = 0
         self._seq = 0
         self._lock = threading.Lock()
+        self._subscribers: tuple[Callable[[Entry], None], ...] = ()
+
+    def subscribe(self, listener: Callable[[Entry], None]) -> Callable[[], None]:
+        """Call `listener(entry)` after each record (outside the lock); answer an unsubscribe.
+
+        With nobody subscribed, recording pays one truthiness check for this.
+        """
+        with self._lock:
+            self._subscribers = (*self._subscribers, listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(f for f in self._subscribers if f is not listener)
+
+        return unsubscribe
 
     @property
     def limit(self) -> int:
@@ -158,6 +178,7 @@ class Journal:
                 decision=draft.decision,
                 error=draft.error,
                 committed=draft.committed,
+                tenant=draft.tenant,
             )
             self._entries.append(entry)
             self._bytes += entry.size
@@ -167,7 +188,11 @@ class Journal:
                 self._bytes -= self._entries.popleft().size
             for listener in self.listeners:
                 listener(entry, draft)
-            return entry
+            subscribers = self._subscribers
+        if subscribers:
+            for subscriber in subscribers:
+                subscriber(entry)
+        return entry
 
     def entries(
         self,
@@ -176,15 +201,27 @@ class Journal:
         session_id: str | None = None,
         status: int | None = None,
         since: int | None = None,
+        outcome: str | None = None,
+        rule: str | None = None,
+        tail: int | None = None,
+        limit: int | None = None,
     ) -> list[Entry]:
-        """The entries kept, oldest first, filtered (`since`: seq strictly greater)."""
+        """The entries kept, oldest first, filtered (`since`: seq strictly greater; `rule`:
+        the rule fired on it); then `limit` keeps the first and `tail` the last so many."""
         with self._lock:
             kept = list(self._entries)
-        return [
+        found = [
             e
             for e in kept
             if (endpoint is None or e.endpoint == endpoint)
             and (session_id is None or e.session_id == session_id)
             and (status is None or e.status == status)
             and (since is None or e.seq > since)
+            and (outcome is None or e.outcome == outcome)
+            and (rule is None or rule in e.rules_fired)
         ]
+        if limit is not None:
+            found = found[:limit]
+        if tail is not None:
+            found = found[-tail:] if tail else []
+        return found

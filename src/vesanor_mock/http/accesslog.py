@@ -33,6 +33,7 @@ def log_entry(entry: Entry) -> None:
 
 def access_fields(entry: Entry) -> dict[str, Any]:
     """What the access log says about one request."""
+    found = entry.decision or decision(entry.response_body)
     return {
         "request_id": entry.request_id,
         "method": entry.method,
@@ -41,11 +42,37 @@ def access_fields(entry: Entry) -> dict[str, Any]:
         "status": entry.status,
         "session_id": entry.session_id,
         "outcome": entry.outcome,
-        "decision": entry.decision or decision(entry.response_body),
+        "decision": found,
         "error": entry.error or error_code(entry.response_body),
         "rules_fired": list(entry.rules_fired),
+        "blocked": blocked(entry.response_body) if found in ("block", "partial") else [],
         "duration_ms": entry.duration_ms,
     }
+
+
+def blocked(body: Any) -> list[str]:
+    """What a block answer refused, as `tool:reason,reason` (a preflight: `:reason`)."""
+    if isinstance(body, bytes):
+        body = json.loads(body)
+    if not isinstance(body, dict):
+        return []
+    found = []
+    for call in body.get("calls") or ():
+        if isinstance(call, dict) and call.get("decision") == "block":
+            codes = ",".join(r.get("code", "?") for r in call.get("reasons") or ())
+            found.append(f"{call.get('tool_name')}:{codes}")
+    if body.get("decision") == "block" and isinstance(body.get("reasons"), list):
+        found.append(":" + ",".join(r.get("code", "?") for r in body["reasons"]))
+    return found
+
+
+def log_control(event: str, message: str, **fields: Any) -> None:
+    """Log one change made through the control API (reset, scenario load, rules, clock),
+    so a restart of `req_` ids or a new rule is explained in the log."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    text = f"control {event}: {message}"
+    log.info(text, extra={FIELDS: {"control": event, "message": text, **fields}})
 
 
 def decision(body: Any) -> str | None:
@@ -71,6 +98,8 @@ def text_line(fields: dict[str, Any]) -> str:
         parts.append(f"decision={fields['decision']}")
     if fields["error"]:
         parts.append(f"error={fields['error']}")
+    if fields["blocked"]:
+        parts.append("blocked=" + ";".join(fields["blocked"]))
     if fields["rules_fired"]:
         parts.append("rules=" + ",".join(fields["rules_fired"]))
     parts.append(f"({fields['outcome']}, {fields['duration_ms']} ms) {fields['request_id']}")

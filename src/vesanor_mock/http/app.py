@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -21,10 +22,11 @@ from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
 from .accesslog import log_entry
 from .api import API_PREFIX, OPERATIONS, Operation
-from .control import CONTROL_PREFIX, control_routes
+from .control import control_routes
 from .edge import envelope, error_response
 from .exchange import Exchange
 from .faults import guard
+from .ui import ui_routes
 
 ENCODED_SLASH = b"%2f"
 
@@ -58,15 +60,48 @@ class MockService:
         self.server_errors: list[str] = []
         self._errors_lock = threading.Lock()
         self._control_ids = itertools.count(1)
+        self.generation = 1
+        """Counts the worlds this service has had (each reset or load makes a new one)."""
+        self.closing = False
+        self._watchers: tuple[Callable[[], None], ...] = ()
 
     def reset(self) -> None:
         """Back to the initial state of the current spec (run-time rules are dropped)."""
         self.world = World(self.spec)
+        self.generation += 1
+        self.changed()
 
     def load(self, scenario: Scenario) -> None:
         """Replace all state with a loaded scenario's."""
         world = World(scenario.spec)
         self.scenario, self.spec, self.world = scenario, scenario.spec, world
+        self.generation += 1
+        self.changed()
+
+    def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call `watcher()` after each change made through the control API, reset or load
+        (the journal has its own `subscribe`); answer an unwatch."""
+        self._watchers = (*self._watchers, watcher)
+
+        def unwatch() -> None:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
+
+        return unwatch
+
+    @property
+    def watchers(self) -> int:
+        """How many watchers (open streams) there are."""
+        return len(self._watchers)
+
+    def changed(self) -> None:
+        """Tell the watchers (the dashboard's streams) that something changed."""
+        for watcher in self._watchers:
+            watcher()
+
+    def close(self) -> None:
+        """The server is stopping: open streams end now instead of holding up the stop."""
+        self.closing = True
+        self.changed()
 
     def load_path(self, path: str | Path) -> Scenario:
         """Load a scenario file (ScenarioError leaves the current state untouched)."""
@@ -94,16 +129,18 @@ class MockService:
             self.server_errors.append(text)
 
     def route_error(self, request: Request, error: ApiError) -> Response:
-        """A router error: control paths get control ids; /api/v1 paths are journaled."""
+        """A router error: /api/v1 paths draw a request id and are journaled; every other
+        path gets a control id (`req_ctl_…`)."""
         path = request.url.path
-        if path.startswith(CONTROL_PREFIX):
+        if not (path.startswith(API_PREFIX + "/") or path == API_PREFIX):
+            # /_mock, /favicon.ico, anything else: no API id is drawn, so the ids of the
+            # API (and the determinism of a run) do not depend on what a browser asks for
             return error_response(error, self.control_request_id())
         world = self.world
         request_id = world.ids.request_id()
-        if path.startswith(API_PREFIX + "/") or path == API_PREFIX:
-            draft = Draft(world.clock.now_iso(), request_id, request.method, path)
-            draft.status, draft.response_body = error.status, envelope(error, request_id)
-            log_entry(world.journal.record(draft, 0.0))
+        draft = Draft(world.clock.now_iso(), request_id, request.method, path)
+        draft.status, draft.response_body = error.status, envelope(error, request_id)
+        log_entry(world.journal.record(draft, 0.0))
         return error_response(error, request_id)
 
     async def handle(self, request: Request, op: Operation) -> Response:
@@ -144,7 +181,11 @@ def _endpoint(service: MockService, op: Operation) -> Route:
 
 
 def _routes(service: MockService) -> list[BaseRoute]:
-    return [*(_endpoint(service, op) for op in OPERATIONS), *control_routes(service)]
+    return [
+        *(_endpoint(service, op) for op in OPERATIONS),
+        *control_routes(service),
+        *ui_routes(service),
+    ]
 
 
 def create_app(settings: Settings | None = None, service: MockService | None = None) -> Starlette:

@@ -28,10 +28,12 @@ from ..errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from ..journal_lines import export_header
 from ..openapi import build_openapi
-from ..scenarios import MAX_BYTES
+from ..scenarios import MAX_BYTES, dump_scenario
 from ..scenarios.export import export_view
 from ..scenarios.spec import build_expectations, build_rules
+from .accesslog import log_control
 from .edge import (
     JSON_TYPE,
     bearer_token,
@@ -43,7 +45,7 @@ from .edge import (
     require_object,
     unauthorized,
 )
-from .views import findings_query, findings_view, journal_query, state_view
+from .views import findings_query, findings_view, journal_query, journal_view, state_view
 
 if TYPE_CHECKING:
     from .app import MockService
@@ -53,7 +55,8 @@ CONTROL_PREFIX = "/_mock"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 POSTED_SCENARIO = "<POST /_mock/scenario>"
 
-Result = tuple[int, Any]
+Result = tuple[int, Any] | Response
+"""A handler's answer: a status and a JSON payload, or a ready response (YAML export)."""
 Handler = Callable[["MockService", Request], Awaitable[Result]]
 
 
@@ -89,8 +92,12 @@ def _endpoint(
         request_id = service.control_request_id()
         try:
             if guarded:
-                _check_token(service.settings.control_token, request)
-            status, payload = await handler(service, request)
+                check_access(service, request)
+            result = await handler(service, request)
+            if isinstance(result, Response):
+                result.headers["X-Request-Id"] = request_id
+                return result
+            status, payload = result
             return json_response(status, payload, request_id)
         except ApiError as error:
             return error_response(error, request_id)
@@ -102,6 +109,11 @@ def _endpoint(
 
     endpoint.__name__ = handler.__name__
     return endpoint
+
+
+def check_access(service: MockService, request: Request) -> None:
+    """Who may use the control API (§6.1); raises the refusal."""
+    _check_token(service.settings.control_token, request)
 
 
 def _check_token(expected: str | None, request: Request) -> None:
@@ -148,6 +160,12 @@ async def reset(service: MockService, request: Request) -> Result:
     """POST /_mock/reset: back to the loaded scenario's initial state."""
     service.reset()
     name = service.scenario.name if service.scenario else None
+    log_control(
+        "reset",
+        f"back to the initial state of scenario {name or '(none)'}; "
+        "API request ids restart at req_000001",
+        scenario=name,
+    )
     return 200, {"ok": True, "scenario": name, "clock": service.world.clock.snapshot()}
 
 
@@ -169,6 +187,12 @@ async def scenario(service: MockService, request: Request) -> Result:
     except ScenarioError as error:
         raise _invalid(error) from None
     spec = loaded.spec
+    log_control(
+        "scenario",
+        f"loaded scenario {loaded.name} ({loaded.source}); all state replaced, "
+        "API request ids restart at req_000001",
+        scenario=loaded.name,
+    )
     return 200, {
         "ok": True,
         "scenario": loaded.name,
@@ -202,10 +226,11 @@ async def state(service: MockService, request: Request) -> Result:
 
 
 async def journal(service: MockService, request: Request) -> Result:
-    """GET /_mock/journal?endpoint=&session_id=&status=&since=."""
-    filters = journal_query(dict(request.query_params))
-    entries = service.world.journal.entries(**filters)
-    return 200, {"entries": [entry.to_dict() for entry in entries]}
+    """GET /_mock/journal?endpoint=&session_id=&status=&since=&outcome=&rule=&tail=
+    &digest=&bodies=."""
+    filters, view = journal_query(dict(request.query_params))
+    world = service.world
+    return 200, journal_view(world, world.journal.entries(**filters), view)
 
 
 async def verify_run(service: MockService, request: Request) -> Result:
@@ -247,6 +272,9 @@ async def clock_advance(service: MockService, request: Request) -> Result:
     _validated(service, "control/clock_advance_request", body)
     assert body is not None
     service.world.clock.advance(float(body["seconds"]))
+    now = service.world.clock.now_iso()
+    log_control("clock", f"advanced {body['seconds']} s to {now}", seconds=body["seconds"])
+    service.changed()
     return 200, service.world.clock.snapshot()
 
 
@@ -262,12 +290,17 @@ async def add_rules(service: MockService, request: Request) -> Result:
     )
     _problems("/rules", problems)
     world.rules.add(rules)
+    ids = [rule.id for rule in rules]
+    log_control("rules", f"added run-time rule(s) {', '.join(ids)}", added=ids)
+    service.changed()
     return 200, {"rules": _rule_list(service)}
 
 
 async def delete_rules(service: MockService, request: Request) -> Result:
     """DELETE /_mock/rules: remove the rules added at run time."""
     removed = service.world.rules.clear_added()
+    log_control("rules", f"removed {removed} run-time rule(s)", removed=removed)
+    service.changed()
     return 200, {"rules": _rule_list(service), "removed": removed}
 
 
@@ -278,9 +311,30 @@ def _rule_list(service: MockService) -> list[dict[str, str]]:
 
 
 async def export(service: MockService, request: Request) -> Result:
-    """GET /_mock/export: the loaded world and the journal as a scenario that replays the run."""
+    """GET /_mock/export[?format=json|yaml]: the loaded world and the journal as a scenario
+    that replays the run; `yaml` is the file `vesanor-mock export` writes, header included."""
+    unknown = [name for name in request.query_params if name != "format"]
+    form = request.query_params.get("format", "json")
+    errors = [
+        FieldError(f"/{name}", f"unknown query parameter {name!r}", "additionalProperties")
+        for name in unknown
+    ]
+    if form not in ("json", "yaml"):
+        errors.append(FieldError("/format", f"expected 'json' or 'yaml', got {form!r}", "enum"))
+    if errors:
+        raise ValidationFailed(errors)
     source = service.scenario.source if service.scenario else None
-    return 200, export_view(service.world, source)
+    answer = export_view(service.world, source)
+    if form == "json":
+        return 200, answer
+    journal = [entry.to_dict() for entry in service.world.journal.entries()]
+    url = str(request.base_url).rstrip("/")
+    text = dump_scenario(answer["scenario"], export_header(url, answer, journal))
+    return Response(
+        text,
+        media_type="application/yaml; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="vesanor-mock-export.yaml"'},
+    )
 
 
 async def openapi(service: MockService, request: Request) -> Result:

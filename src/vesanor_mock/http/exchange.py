@@ -129,6 +129,7 @@ class Exchange:
         tenant = self.world.tenant_for(token)
         if tenant is None:
             raise unauthorized("unknown API key")
+        self.draft.tenant = tenant
         query = _query(request, op, spec.validation)
         body: dict[str, Any] = {}
         if op.has_body:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..domain.checker import SEVERITIES
+from ..domain.digest import digest
+from ..domain.journal import OUTCOMES, Entry
 from ..domain.runtime import Runtime
 from ..domain.views import session_view
 from ..domain.world import World
@@ -13,7 +15,20 @@ from ..scenarios import Scenario
 from ..scenarios.export import mask
 from ..schemas import ENDPOINTS
 
-JOURNAL_FILTERS = ("endpoint", "session_id", "status", "since")
+JOURNAL_FILTERS = (
+    "endpoint",
+    "session_id",
+    "status",
+    "since",
+    "outcome",
+    "rule",
+    "limit",
+    "tail",
+)
+JOURNAL_VIEW = ("digest", "bodies")
+"""How entries are shown: `digest=true` adds each entry's digest, `bodies=false` leaves the
+request and response bodies out (the dashboard and `vesanor-mock journal` ask for both)."""
+BOOLEANS = {"true": True, "false": False}
 FINDINGS_FILTERS = ("session_id", "severity")
 
 
@@ -33,6 +48,7 @@ def state_view(world: World, scenario: Scenario | None) -> dict[str, Any]:
             "name": spec.name,
             "description": spec.description,
             "source": scenario.source if scenario else None,
+            "seed": spec.seed,
         },
         "clock": world.clock.snapshot(),
         "tenants": [{"name": name, "api_keys": keys} for name, keys in tenants.items()],
@@ -71,12 +87,13 @@ def _runtime_view(runtime: Runtime) -> dict[str, Any]:
         }
 
 
-def journal_query(query: dict[str, str]) -> dict[str, Any]:
-    """The journal's filters from a query string; 422 for an unknown or ill-typed one."""
+def journal_query(query: dict[str, str]) -> tuple[dict[str, Any], dict[str, bool]]:
+    """The journal's filters and view from a query string; 422 for an unknown or ill-typed
+    parameter, saying what was expected."""
     errors = [
         FieldError(f"/{name}", f"unknown query parameter {name!r}", "additionalProperties")
         for name in query
-        if name not in JOURNAL_FILTERS
+        if name not in JOURNAL_FILTERS and name not in JOURNAL_VIEW
     ]
     filters: dict[str, Any] = {}
     if "endpoint" in query:
@@ -85,7 +102,22 @@ def journal_query(query: dict[str, str]) -> dict[str, Any]:
         filters["endpoint"] = query["endpoint"]
     if "session_id" in query:
         filters["session_id"] = query["session_id"]
-    for name in ("status", "since"):
+    if "outcome" in query:
+        if query["outcome"] not in OUTCOMES:
+            message = f"expected one of {list(OUTCOMES)}, got {query['outcome']!r}"
+            errors.append(FieldError("/outcome", message, "enum"))
+        filters["outcome"] = query["outcome"]
+    if "rule" in query:
+        filters["rule"] = query["rule"]
+    view = {"digest": False, "bodies": True}
+    for name in JOURNAL_VIEW:
+        if name in query:
+            if query[name] not in BOOLEANS:
+                message = f"expected true or false, got {query[name]!r}"
+                errors.append(FieldError(f"/{name}", message, "type"))
+            else:
+                view[name] = BOOLEANS[query[name]]
+    for name in ("status", "since", "limit", "tail"):
         if name in query:
             value = query[name]
             if not value.isdigit():
@@ -94,7 +126,19 @@ def journal_query(query: dict[str, str]) -> dict[str, Any]:
                 filters[name] = int(value)
     if errors:
         raise ValidationFailed(errors)
-    return filters
+    return filters, view
+
+
+def journal_view(world: World, entries: list[Entry], view: dict[str, bool]) -> dict[str, Any]:
+    """GET /_mock/journal's answer: the entries, with digests and bodies as asked."""
+    rules = {rule.id: rule for rule in world.rules.rules} if view["digest"] else {}
+    shown = []
+    for entry in entries:
+        item = entry.to_dict(bodies=view["bodies"])
+        if view["digest"]:
+            item["digest"] = digest(entry, rules)
+        shown.append(item)
+    return {"entries": shown}
 
 
 def findings_query(query: dict[str, str]) -> dict[str, str]:
