@@ -58,7 +58,13 @@ def ui_routes(service: MockService) -> list[Route]:
 
     async def landing(request: Request) -> Response:
         """GET /: where to go (HTML for a browser, JSON for an API client)."""
-        return landing_response(request, service.control_request_id())
+        routes = sorted(
+            f"{method} {route.path}"
+            for route in request.app.routes
+            if isinstance(route, Route) and route.path.startswith(CONTROL_PREFIX + "/")
+            for method in sorted((route.methods or set()) - {"HEAD"})
+        )
+        return landing_response(request, service.control_request_id(), routes)
 
     async def page(request: Request) -> Response:
         """GET /_mock/ui and /_mock/ui/{name}: the dashboard's static files."""
@@ -148,20 +154,22 @@ def _event(service: MockService) -> bytes:
     return b"event: change\ndata: " + json.dumps(data).encode() + b"\n\n"
 
 
-def landing() -> dict[str, Any]:
-    """What GET / says: where the dashboard, the OpenAPI document and the API are."""
+def landing(routes: list[str]) -> dict[str, Any]:
+    """What GET / says: where the dashboard, the OpenAPI document and the API are, and
+    which control routes this server answers (`GET /_mock/health`, ...)."""
     return {
         "name": "vesanor-mock",
         "dashboard": UI_PATH,
         "openapi": "/openapi.json",
         "api_base": API_PREFIX,
         "control": CONTROL_PREFIX,
+        "control_routes": routes,
     }
 
 
-def landing_response(request: Request, request_id: str) -> Response:
+def landing_response(request: Request, request_id: str, routes: list[str]) -> Response:
     """HTML when the client prefers it (a browser), else JSON."""
-    info = landing()
+    info = landing(routes)
     accept = request.headers.get("accept", "")
     if _prefers_html(accept):
         links = "".join(

@@ -14,7 +14,7 @@ const state = {
   generation: null,
   total: 0,
   world: null, // GET /_mock/state
-  optional: {}, // endpoint path -> false when this server does not have it (404)
+  routes: null, // Set of "METHOD /path" this server answers (from GET /), so nothing 404s
   sessionPage: 0,
   selected: null, // {tenant, id}
   journal: { rows: [], lastSeq: 0, selectedSeq: null, key: "" },
@@ -61,7 +61,7 @@ class ControlError extends Error {
 }
 
 async function call(method, path, body, { optional = false, retry = true } = {}) {
-  if (optional && state.optional[path.split("?")[0]] === false) return null;
+  if (optional && state.routes && !state.routes.has(`${method} ${path.split("?")[0]}`)) return null;
   const headers = { Accept: "application/json", ...authHeaders() };
   const init = { method, headers };
   if (body !== undefined) {
@@ -78,10 +78,6 @@ async function call(method, path, body, { optional = false, retry = true } = {})
     parsed = text ? JSON.parse(text) : null;
   } catch {
     parsed = null;
-  }
-  if (optional && (response.status === 404 || response.status === 405)) {
-    state.optional[path.split("?")[0]] = false;
-    return null;
   }
   if (!response.ok) throw new ControlError(response.status, parsed);
   return parsed;
@@ -250,7 +246,7 @@ function badge(text, kind, title) {
   return el("span", { class: `badge b-${kind}`, title }, text);
 }
 
-const DECISION_MARK = { allow: "✔ allow", block: "⛔ block", partial: "◐ partial" };
+const DECISION_MARK = { allow: "✔ allow", block: "⊘ block", partial: "◐ partial" };
 
 function decisionBadge(decision) {
   if (!decision) return null;
@@ -268,14 +264,14 @@ const FAULT_TEXT = {
   dropped: "⚡ dropped",
   raw: "⚡ raw answer",
   malformed: "⚡ malformed",
-  delayed: "⏱ delayed",
+  delayed: "◷ delayed",
   "after-commit": "⚡ after-commit",
   "forced-block": "⚡ forced block",
   "forced-stale": "⚡ forced stale",
   kill: "☠ kill",
   compromise: "⚠ compromise",
-  "lease-expired": "⌛ lease expired",
-  clock: "⏩ clock",
+  "lease-expired": "⚠ lease expired",
+  clock: "» clock moved",
 };
 
 function faultBadges(digest) {
@@ -451,7 +447,7 @@ async function renderTimeline() {
         statusBadge(entry),
         decisionBadge(d.decision),
         d.reasons.map((r) => badge(r, "block", "reason code")),
-        before !== null && before !== undefined ? el("span", { class: "mono" }, `v${before} → v${after}`) : null,
+        versionText(before, after) ? el("span", { class: "mono", title: "state version before → after" }, versionText(before, after)) : null,
         d.phase ? el("span", { class: "muted" }, `phase ${d.phase}`) : null,
         fenceText ? el("span", { class: "mono" }, fenceText) : null,
         d.commit_reason ? badge(d.commit_reason, d.committed ? "allow" : "partial") : null,
@@ -467,6 +463,13 @@ async function renderTimeline() {
     );
   });
   replace(list, items.length ? items : [el("li", { class: "muted" }, "No requests for this session in the journal.")]);
+}
+
+function versionText(before, after) {
+  const known = (v) => v !== null && v !== undefined;
+  if (known(before) && known(after)) return `v${before} → v${after}`;
+  if (known(after)) return `v${after}`;
+  return null;
 }
 
 // -- journal (virtualised) ----------------------------------------------------------------
@@ -595,7 +598,7 @@ function bodyBlock(title, body) {
         }
       },
     },
-    "⧉ Copy",
+    "Copy",
   );
   return el("div", {}, el("div", { class: "body-title" }, el("strong", {}, title), copy), pre);
 }
@@ -819,7 +822,14 @@ async function setupEndpoints() {
   replace($("f-endpoint"), el("option", { value: "" }, "any"), [...names].sort().map((n) => el("option", {}, n)));
 }
 
+async function discover() {
+  const response = await fetch("/", { headers: { Accept: "application/json" } });
+  const landing = await response.json();
+  state.routes = new Set(landing.control_routes || []);
+}
+
 async function main() {
+  await discover();
   setupTabs();
   setupFilters();
   setupActions();
