@@ -13,7 +13,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KEY = "vsk_test_default"
 SCENARIO = """\
 scenario: dashboard-demo
-description: A refund cycle with a frozen refund tool and a lost receipt answer, plus a workflow handoff.
+description: A refund cycle with a frozen refund tool, a lost receipt answer and a handoff.
 tenants:
   - name: default
     api_keys: [vsk_test_default]

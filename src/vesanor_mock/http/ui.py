@@ -69,12 +69,13 @@ def ui_routes(service: MockService) -> list[Route]:
     async def page(request: Request) -> Response:
         """GET /_mock/ui and /_mock/ui/{name}: the dashboard's static files."""
         name = request.path_params.get("name", "index.html")
+        request_id = service.control_request_id()
         found = asset(name)
         if found is None:
-            error = NotFound(f"no dashboard file {name!r}")
-            return error_response(error, service.control_request_id())
+            return error_response(NotFound(f"no dashboard file {name!r}"), request_id)
         media, content = found
-        return Response(content, media_type=media, headers=SECURITY_HEADERS)
+        headers = {**SECURITY_HEADERS, "X-Request-Id": request_id}
+        return Response(content, media_type=media, headers=headers)
 
     async def stream(request: Request) -> Response:
         """GET /_mock/stream: Server-Sent Events telling the page what changed."""
