@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from vesanor_mock.config import Settings
@@ -83,7 +84,13 @@ def test_the_node_example_reads_the_plan(default_server: MockServer, tmp_path: P
         ["node", str(script)], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "200 approved sha256:\n"
+    plan = requests.get(
+        default_server.url + "/api/v1/governance/plan?agent=refund-bot&environment=production",
+        headers={"Authorization": "Bearer vsk_test_default"},
+        timeout=5,
+    ).json()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", plan["approved"]["compiled_hash"])
+    assert done.stdout == f"200 approved {plan['approved']['compiled_hash']}\n"
 
 
 SDK_STAND_IN = """
