@@ -12,18 +12,27 @@ import contextlib
 import http.client
 import json
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
-from vesanor_mock.config import HTTP_STACKS, Settings
-from vesanor_mock.server import MockServer
+from vesanor_mock.cli import SERVE_OPTIONS
+from vesanor_mock.config import HTTP_STACKS, Settings, resolve, settings_from
+from vesanor_mock.errors import ConfigError
+from vesanor_mock.server import MockServer, uvicorn_config
+
+from .test_cli_serve import Served, start, url_of
+from .test_cli_serve import served as served  # a fixture
 
 AUTH = {"Authorization": "Bearer vsk_test_default", "Content-Type": "application/json"}
-STALL_S = 0.020  # well under the ~40 ms of a delayed ACK, well over a loopback answer
-ROUNDS = 3  # a loaded machine may slow one round; a Nagle stall slows every round
+# A delayed ACK holds an answer 40 ms at least (Linux's minimum; longer elsewhere); on a
+# quiet machine a loopback answer takes well under 1 ms, on a loaded one up to ~20 ms.
+STALL_S = 0.035
+ROUNDS = 5  # a loaded machine may slow one answer of a round; a Nagle stall slows them all
 
 
 def _has_ipv6_loopback() -> bool:
@@ -124,3 +133,67 @@ def test_every_accepted_connection_has_tcp_nodelay(stack: str, host: str) -> Non
             sock = protocol.transport.get_extra_info("socket")
             assert sock.family == (socket.AF_INET6 if ":" in host else socket.AF_INET)
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_auto_uses_httptools_and_uvloop_as_installed_with_the_package() -> None:
+    config = uvicorn_config(object(), 1.0)
+    assert (config.http, config.loop) == ("httptools", "uvloop")
+    pure = uvicorn_config(object(), 1.0, "pure")
+    assert (pure.http, pure.loop) == ("h11", "asyncio")
+
+
+def test_auto_falls_back_to_asyncio_and_h11_where_the_wheels_are_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "httptools", None)  # `import httptools` fails
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    config = uvicorn_config(object(), 1.0, "auto")
+    assert (config.http, config.loop) == ("h11", "asyncio")
+
+
+def test_serve_takes_the_stack_from_its_flag_or_environment_and_refuses_others() -> None:
+    values = resolve({}, {"VESANOR_MOCK_HTTP_STACK": "pure"}, names=SERVE_OPTIONS)
+    assert settings_from(values).http_stack == "pure"
+    flagged = resolve({"http_stack": "auto"}, {"VESANOR_MOCK_HTTP_STACK": "pure"})
+    assert settings_from(flagged).http_stack == "auto"
+    with pytest.raises(ConfigError, match="VESANOR_MOCK_HTTP_STACK: expected one of auto, pure"):
+        resolve({}, {"VESANOR_MOCK_HTTP_STACK": "fast"})
+    with pytest.raises(ValueError, match="http_stack must be one of"):
+        Settings(http_stack="h11")
+
+
+def test_a_served_pure_stack_answers_a_keep_alive_client_at_once(
+    served: list[Served],
+) -> None:
+    process = start(served, ["--port", "0", "--log-format", "off", "--http-stack", "pure"])
+    url = url_of(process.read(process.out, "listening on")[0])
+    slowest = []
+    with requests.Session() as client:
+        for _ in range(ROUNDS):
+            took = []
+            for _ in range(20):
+                started = time.perf_counter()
+                answer = client.get(f"{url}/api/v1/governance/plan?agent=a", headers=AUTH)
+                took.append(time.perf_counter() - started)
+                assert answer.status_code == 200
+            slowest.append(round(max(took) * 1000, 1))
+            if max(took) < STALL_S:
+                break
+    assert min(slowest) < STALL_S * 1000, f"slowest answer per round (ms): {slowest}"
+    assert process.stop() == 0
+
+
+def test_the_pytest_plugin_runs_its_server_on_the_stack_it_is_given(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VESANOR_MOCK_HTTP_STACK", "pure")
+    pytester.makepyfile(
+        """
+        def test_stack(vesanor_mock_server):
+            assert vesanor_mock_server.settings.http_stack == "pure"
+            assert vesanor_mock_server._server.config.http == "h11"
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vesanor-mock-http-stack=auto")
+    result.assert_outcomes(failed=1)

@@ -59,6 +59,7 @@ SERVE_OPTIONS = (
     "validation",
     "control_token",
     "log_format",
+    "http_stack",
 )
 Env = Mapping[str, str]
 

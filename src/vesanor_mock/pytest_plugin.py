@@ -30,6 +30,7 @@ PLUGIN_OPTIONS = {
     "scenario": "scenario every test starts from: a bundled name or a path (default: default)",
     "scenario_dir": "folder where scenario names are looked up before the bundled ones",
     "validation": "request validation: strict, lenient or off (default strict)",
+    "http_stack": "auto (httptools and uvloop when installed; default) or pure (asyncio, h11)",
 }
 MARKER = "vesanor_scenario"
 HANDLES = pytest.StashKey[list["MockHandle"]]()
