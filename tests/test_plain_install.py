@@ -147,3 +147,39 @@ def test_the_installed_command_names_its_version_and_where_its_documentation_is(
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("# The command line")
+
+
+KEEP_ALIVE_PROBE = """
+import http.client, time
+from vesanor_mock import MockServer, Settings
+
+for stack in ("auto", "pure"):
+    with MockServer(Settings(port=0, http_stack=stack)) as server:
+        config = server._server.config
+        slowest = []
+        for _ in range(5):
+            connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+            took = []
+            for _ in range(20):
+                started = time.perf_counter()
+                connection.request("GET", "/_mock/health")
+                assert connection.getresponse().read()
+                took.append(time.perf_counter() - started)
+            connection.close()
+            slowest.append(max(took))
+            if max(took) < 0.035:
+                break
+        print(stack, config.http, config.loop, min(slowest) < 0.035, slowest)
+"""
+
+
+def test_a_plain_install_serves_on_httptools_and_uvloop_and_keep_alive_does_not_stall(
+    plain_venv: Path, tmp_path: Path
+) -> None:
+    done = run_in(plain_venv, tmp_path, "-c", KEEP_ALIVE_PROBE)
+    assert done.returncode == 0, done.stderr
+    lines = [line.split()[:4] for line in done.stdout.splitlines()]
+    assert lines == [
+        ["auto", "httptools", "uvloop", "True"],
+        ["pure", "h11", "asyncio", "True"],
+    ], done.stdout
