@@ -23,7 +23,7 @@ from .domain.world import DEFAULT_API_KEY
 from .errors import ConfigError, ScenarioError
 from .http import accesslog
 from .http.app import MockService
-from .journal_lines import export_header
+from .journal_lines import export_header, journal_line
 from .openapi import build_openapi
 from .scenarios.export import mask
 from .scenarios.files import find_scenario, read_expectations
@@ -45,7 +45,9 @@ EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_FAILED: "a scenario does not load, an expectation failed, or serve could not start",
     EXIT_USAGE: "a bad flag, VESANOR_MOCK_* value or --expect file",
-    EXIT_UNREACHABLE: "verify/export: no mock answered at --url, or its control API refused",
+    EXIT_UNREACHABLE: (
+        "verify/export/journal: no mock answered at --url, or its control API refused"
+    ),
 }
 DOCS_URL = "https://github.com/vesanor/vesanor-mock/blob/main/docs"
 DEFAULT_SCENARIO = "default"
@@ -113,7 +115,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     export = commands.add_parser("export", help="write a running mock's run as a scenario")
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-    for command in (verify, export):
+    journal = commands.add_parser(
+        "journal", help="print a running mock's requests, one line each (--follow: live)"
+    )
+    journal.add_argument(
+        "--follow", action="store_true", help="keep printing new requests until interrupted"
+    )
+    journal.add_argument("--session", metavar="S", help="only the requests of session S")
+    journal.add_argument("--endpoint", metavar="E", help="only the requests to endpoint E")
+    journal.add_argument(
+        "--json", action="store_true", help="one JSON object per line (the entry and its digest)"
+    )
+    for command in (verify, export, journal):
         _flag(command, "url")
         _flag(command, "control_token")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of /api/v1")
@@ -147,6 +160,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         "verify": verify,
         "openapi": openapi,
         "export": export,
+        "journal": journal_command,
         "docs": docs,
     }
     try:
@@ -327,3 +341,38 @@ def _title(page: Path) -> str:
     with page.open(encoding="utf-8") as text:
         first = text.readline()
     return first.lstrip("# ").strip()
+
+
+def journal_command(args: argparse.Namespace, env: Env) -> int:
+    """Print the journal of a running mock, one line per request; `--follow` tails it."""
+    client = _client(args, env)
+    filters = {"endpoint": args.endpoint, "session_id": args.session}
+
+    def show(entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            print(json.dumps(entry, ensure_ascii=False) if args.json else journal_line(entry))
+        sys.stdout.flush()
+
+    try:
+        last = client.state()["journal"]["total"] if args.follow else 0
+        entries = client.digests(**filters)
+        show(entries)
+        if not args.follow:
+            return EXIT_OK
+        last = max([last, *(entry["seq"] for entry in entries)])
+        generation = None
+        for change in client.changes():
+            if generation is not None and change["generation"] != generation:
+                notice = "-- the run was reset or a scenario loaded: request ids restart --"
+                print(notice, file=sys.stderr if args.json else sys.stdout)
+                last = 0
+            generation = change["generation"]
+            if change["total"] > last:
+                show(client.digests(since=last, **filters))
+                last = change["total"]
+    except ControlError as error:
+        print(f"vesanor-mock: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK

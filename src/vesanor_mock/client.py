@@ -14,7 +14,7 @@ the mock saw: the counts, and every request in order. The only module that impor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,51 @@ class MockClient:
         """The journal's entries, oldest first, filtered (`since`: seq strictly after)."""
         query = {"endpoint": endpoint, "session_id": session_id, "status": status, "since": since}
         return list(self.call("GET", "/journal", query=query)["entries"])
+
+    def digests(
+        self,
+        *,
+        endpoint: str | None = None,
+        session_id: str | None = None,
+        since: int | None = None,
+        tail: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Journal entries with their digests and without bodies (what the dashboard and
+        `vesanor-mock journal` show), oldest first."""
+        query = {
+            "endpoint": endpoint,
+            "session_id": session_id,
+            "since": since,
+            "tail": tail,
+            "digest": "true",
+            "bodies": "false",
+        }
+        return list(self.call("GET", "/journal", query=query)["entries"])
+
+    def changes(self) -> Iterator[dict[str, Any]]:
+        """Follow GET /_mock/stream: each change event's `{"seq", "total", "generation"}`,
+        until the server closes the stream (a ControlError if it cannot be opened)."""
+        headers = {"Accept": "text/event-stream"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        url = f"{self.url}/_mock/stream"
+        try:
+            response = requests.get(url, headers=headers, stream=True, timeout=(10, None))
+        except requests.RequestException as exc:
+            raise ControlError(f"cannot reach the mock at {url} ({type(exc).__name__})") from None
+        with response:
+            if response.status_code != 200:
+                try:
+                    answer = response.json()
+                except ValueError:
+                    answer = None
+                raise _error("GET", "/stream", response.status_code, answer)
+            try:
+                for line in response.iter_lines():
+                    if line.startswith(b"data:"):
+                        yield json.loads(line[5:])
+            except requests.RequestException:
+                return
 
     def verify(
         self, expect: Sequence[Mapping[str, Any]] | None = None, *, findings: bool = True

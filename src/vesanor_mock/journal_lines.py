@@ -62,3 +62,35 @@ def export_header(url: str, answer: dict[str, Any], journal: list[dict[str, Any]
     for item in answer["original_expect"]:
         lines.append("The scenario's own expectation (not checked here): " + json.dumps(item))
     return "\n".join([*lines, *(line.strip() for line in format_journal(journal))])
+
+
+def journal_line(entry: Mapping[str, Any]) -> str:
+    """One request on one line, for `vesanor-mock journal`: time, request id, seq,
+    endpoint, session, status and error code, decision with reasons, each call's decision
+    and reasons, rules fired, faults, outcome. `entry` is a journal entry with its digest.
+    """
+    digest = entry.get("digest") or {}
+    status = "dropped" if entry["status"] is None else str(entry["status"])
+    if digest.get("error"):
+        status += f" {digest['error']}"
+    parts = [entry["at"], entry["request_id"], f"#{entry['seq']}"]
+    parts.append(entry["endpoint"] or f"{entry['method']} {entry['path']}")
+    if entry.get("session_id"):
+        parts.append(f"session {entry['session_id']}")
+    parts.append(f"-> {status}")
+    if digest.get("decision"):
+        reasons = digest.get("reasons") or []
+        parts.append(" ".join([digest["decision"], *(",".join(reasons) for _ in reasons[:1])]))
+    calls = [
+        f"{call['tool']}: {call['decision']}"
+        + (f" {','.join(call['reasons'])}" if call["reasons"] else "")
+        for call in digest.get("calls") or []
+    ]
+    if calls:
+        parts.append(f"({'; '.join(calls)})")
+    if entry.get("rules_fired"):
+        parts.append("rules " + ",".join(entry["rules_fired"]))
+    if digest.get("faults"):
+        parts.append("faults " + ",".join(digest["faults"]))
+    parts.append(f"[{entry['outcome']}]")
+    return " ".join(parts)

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import ApiError, NotFound
-from .api import API_PREFIX
+from .api import API_PREFIX, OPERATIONS
 from .control import CONTROL_PREFIX, check_access
 from .edge import error_response, json_response
 
@@ -157,7 +157,8 @@ def _event(service: MockService) -> bytes:
 
 def landing(routes: list[str]) -> dict[str, Any]:
     """What GET / says: where the dashboard, the OpenAPI document and the API are, and
-    which control routes this server answers (`GET /_mock/health`, ...)."""
+    which control routes this server answers (`GET /_mock/health`, ...) and the names of the
+    API's endpoints (as the journal's `endpoint` filter takes them)."""
     return {
         "name": "vesanor-mock",
         "dashboard": UI_PATH,
@@ -165,6 +166,7 @@ def landing(routes: list[str]) -> dict[str, Any]:
         "api_base": API_PREFIX,
         "control": CONTROL_PREFIX,
         "control_routes": routes,
+        "endpoints": [op.name for op in OPERATIONS],
     }
 
 

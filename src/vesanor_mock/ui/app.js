@@ -812,20 +812,11 @@ function setupFilters() {
   });
 }
 
-async function setupEndpoints() {
-  const doc = await call("GET", "/openapi.json", undefined, { optional: true });
-  if (!doc) return;
-  const names = new Set();
-  for (const item of Object.values(doc.paths || {})) {
-    for (const op of Object.values(item)) if (op && op.operationId && !String(op.operationId).startsWith("control")) names.add(op.operationId);
-  }
-  replace($("f-endpoint"), el("option", { value: "" }, "any"), [...names].sort().map((n) => el("option", {}, n)));
-}
-
 async function discover() {
   const response = await fetch("/", { headers: { Accept: "application/json" } });
   const landing = await response.json();
   state.routes = new Set(landing.control_routes || []);
+  state.endpoints = landing.endpoints || [];
 }
 
 async function main() {
@@ -833,7 +824,8 @@ async function main() {
   setupTabs();
   setupFilters();
   setupActions();
-  await Promise.all([setupScenarioNames(), setupEndpoints()]).catch(() => {});
+  replace($("f-endpoint"), el("option", { value: "" }, "any"), state.endpoints.map((n) => el("option", {}, n)));
+  await setupScenarioNames().catch(() => {});
   follow();
   schedule();
 }
