@@ -19,6 +19,8 @@ SCHEMAS = {
     ("GET", "/journal"): "control/journal",
     ("POST", "/verify"): "control/verify",
     ("GET", "/findings"): "control/findings",
+    ("GET", "/coverage"): "control/coverage",
+    ("DELETE", "/coverage"): "control/coverage",
     ("GET", "/clock"): "control/clock",
     ("POST", "/clock/advance"): "control/clock",
     ("POST", "/rules"): "control/rules",

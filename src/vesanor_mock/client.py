@@ -231,6 +231,14 @@ class MockClient:
         query = {"session_id": session_id, "severity": severity}
         return list(self.call("GET", "/findings", query=query)["findings"])
 
+    def coverage(self) -> dict[str, Any]:
+        """GET /_mock/coverage: `situations` (id, kind, detail, seen), covered, total, missing."""
+        return dict(self.call("GET", "/coverage"))
+
+    def clear_coverage(self) -> dict[str, Any]:
+        """DELETE /_mock/coverage: forget what was seen; answers the cleared report."""
+        return dict(self.call("DELETE", "/coverage"))
+
     def assert_no_findings(self, severity: str = "error") -> None:
         """Assert no finding of `severity` ("error"; "warning" counts errors too) exists."""
         __tracebackhide__ = True  # pytest shows the caller, not this frame

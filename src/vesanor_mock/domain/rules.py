@@ -209,6 +209,11 @@ class RuleBook:
         """The rules added at run time."""
         return [rule for rule, _ in self._added]
 
+    def fired(self, ids: Iterable[str]) -> list[Rule]:
+        """The rules with these ids (those that fired on a request), in checking order."""
+        wanted = set(ids)
+        return [rule for rule in self.rules if rule.id in wanted]
+
     def add(self, rules: Iterable[Rule]) -> None:
         """Append run-time rules after the others, with fresh counters."""
         with self._lock:

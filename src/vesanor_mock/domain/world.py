@@ -14,8 +14,9 @@ from ..clock import DEFAULT_START, Clock
 from ..ids import IdFactory
 from .checker import Checker
 from .contracts import CompiledSession, compile_session
+from .coverage import Coverage
 from .expect import Expectation
-from .journal import DEFAULT_LIMIT, Journal
+from .journal import DEFAULT_LIMIT, Draft, Entry, Journal
 from .models import Killed, Session
 from .rules import Rule, RuleBook
 from .runtime import Runtime
@@ -91,8 +92,9 @@ def compile_plans(plans: tuple[PlanSeed, ...]) -> tuple[PlanSeed, ...]:
 class World:
     """A runtime with its own clock, ids, keys, rules and journal, built from a spec."""
 
-    def __init__(self, spec: WorldSpec) -> None:
+    def __init__(self, spec: WorldSpec, coverage: Coverage | None = None) -> None:
         self.spec = spec
+        self.coverage = coverage  # the server's, shared by the worlds it builds
         self.clock = Clock(spec.clock_start, spec.clock_mode)
         self.ids = IdFactory(spec.seed)
         self.ctx = Context(self.clock, self.ids, dataclasses.replace(spec.options))
@@ -100,7 +102,7 @@ class World:
         self.rules = RuleBook(spec.rules)
         self.journal = Journal(spec.journal_limit)
         self.checker = Checker()
-        self.journal.listeners.append(self.checker.observe_entry)
+        self.journal.listeners.append(self._observe)
         for plan in spec.plans:
             self.runtime.add_plan(
                 plan.tenant,
@@ -124,6 +126,13 @@ class World:
             session.authority_state = "killed"
             session.killed = Killed(at=self.ctx.now(), reason="seeded killed", actor="scenario")
         return session
+
+    def _observe(self, entry: Entry, draft: Draft) -> None:
+        """Each journaled request: the client checks, then coverage."""
+        note = self.checker.observe_entry(entry, draft)
+        if self.coverage is not None:
+            fired = self.rules.fired(entry.rules_fired) if entry.rules_fired else ()
+            self.coverage.observe(note, fired)
 
     def pending_status(self, session_id: str, pending_call_id: str) -> str | None:
         """A pending call's status ("pending", ...), None when its session is killed or gone."""

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ..config import Settings
+from ..domain.coverage import Coverage
 from ..domain.journal import Draft
 from ..domain.world import World, WorldSpec, compile_plans
 from ..errors import ApiError, MethodNotAllowed, NotFound
@@ -56,7 +57,8 @@ class MockService:
                 settings.scenario, defaults=self.base, registry=self.registry
             )
             self.spec = self.scenario.spec
-        self.world = World(self.spec)
+        self.coverage = Coverage()  # over the server's life: resets and loads keep it
+        self.world = World(self.spec, self.coverage)
         self.server_errors: list[str] = []
         self._errors_lock = threading.Lock()
         self._control_ids = itertools.count(1)
@@ -67,13 +69,13 @@ class MockService:
 
     def reset(self) -> None:
         """Back to the initial state of the current spec (run-time rules are dropped)."""
-        self.world = World(self.spec)
+        self.world = World(self.spec, self.coverage)
         self.generation += 1
         self.changed()
 
     def load(self, scenario: Scenario) -> None:
         """Replace all state with a loaded scenario's."""
-        world = World(scenario.spec)
+        world = World(scenario.spec, self.coverage)
         self.scenario, self.spec, self.world = scenario, scenario.spec, world
         self.generation += 1
         self.changed()

@@ -45,7 +45,14 @@ from .edge import (
     require_object,
     unauthorized,
 )
-from .views import findings_query, findings_view, journal_query, journal_view, state_view
+from .views import (
+    coverage_view,
+    findings_query,
+    findings_view,
+    journal_query,
+    journal_view,
+    state_view,
+)
 
 if TYPE_CHECKING:
     from .app import MockService
@@ -70,6 +77,8 @@ def control_routes(service: MockService) -> list[Route]:
         ("GET", "/journal", journal),
         ("POST", "/verify", verify_run),
         ("GET", "/findings", findings),
+        ("GET", "/coverage", coverage),
+        ("DELETE", "/coverage", clear_coverage),
         ("GET", "/clock", clock),
         ("POST", "/clock/advance", clock_advance),
         ("POST", "/rules", add_rules),
@@ -259,6 +268,29 @@ async def findings(service: MockService, request: Request) -> Result:
     """GET /_mock/findings?session_id=&severity=: what the client did wrong (§7.1)."""
     filters = findings_query(dict(request.query_params))
     return 200, findings_view(service.world, **filters)
+
+
+async def coverage(service: MockService, request: Request) -> Result:
+    """GET /_mock/coverage: the situations the client met, over the server's life (§7.2)."""
+    _no_query(request)
+    return 200, coverage_view(service)
+
+
+async def clear_coverage(service: MockService, request: Request) -> Result:
+    """DELETE /_mock/coverage: forget what was seen; answers the cleared report."""
+    _no_query(request)
+    service.coverage.clear()
+    return 200, coverage_view(service)
+
+
+def _no_query(request: Request) -> None:
+    """422 for any query parameter (the route takes none)."""
+    errors = [
+        FieldError(f"/{name}", f"unknown query parameter {name!r}", "additionalProperties")
+        for name in request.query_params
+    ]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 async def clock(service: MockService, request: Request) -> Result:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..catalogue import catalogue
 from ..domain.checker import SEVERITIES
+from ..domain.coverage import report
 from ..domain.digest import digest
 from ..domain.journal import OUTCOMES, Entry
 from ..domain.runtime import Runtime
@@ -14,6 +16,9 @@ from ..errors import FieldError, ValidationFailed
 from ..scenarios import Scenario
 from ..scenarios.export import mask
 from ..schemas import ENDPOINTS
+
+if TYPE_CHECKING:
+    from .app import MockService
 
 JOURNAL_FILTERS = (
     "endpoint",
@@ -169,3 +174,8 @@ def findings_view(
         "findings": [finding.to_dict() for finding in found],
         "checked_requests": checker.checked,
     }
+
+
+def coverage_view(service: MockService) -> dict[str, Any]:
+    """GET /_mock/coverage: every situation of the catalogue with how often it was seen."""
+    return report(catalogue(service.registry), service.coverage.seen())
