@@ -1,4 +1,4 @@
-"""The `vesanor-mock` command line: serve, validate, verify, openapi, export.
+"""The `vesanor-mock` command line: serve, validate, verify, openapi, export, record, drift.
 
 Every `serve` flag, and `--url` and `--control-token` of `verify` and `export`, can also be
 given as a `VESANOR_MOCK_*` environment variable (`--control-token` is
@@ -20,11 +20,16 @@ from .client import ControlError, MockClient, format_findings
 from .config import OPTIONS, is_loopback, resolve, settings_from
 from .data import doc_topics
 from .domain.world import DEFAULT_API_KEY
-from .errors import ConfigError, ScenarioError
+from .errors import ConfigError, RecordingError, ScenarioError
 from .http import accesslog
 from .http.app import MockService
+from .http.asgicall import InProcessCaller
+from .http.proxy import DEFAULT_TIMEOUT, Recorder
 from .journal_lines import export_header, journal_line
 from .openapi import build_openapi
+from .recording.drift import drift as run_drift
+from .recording.format import load_recording
+from .recording.placeholders import parse_mask
 from .scenarios.export import mask
 from .scenarios.files import find_scenario, read_expectations
 from .scenarios.loading import dump_scenario, load_scenario
@@ -62,7 +67,9 @@ SERVE_OPTIONS = (
     "control_token",
     "log_format",
     "http_stack",
+    "replay",
 )
+RECORD_OPTIONS = ("upstream", "host", "port", "seed", "control_token", "log_format")
 Env = Mapping[str, str]
 
 
@@ -130,6 +137,38 @@ def _parser() -> argparse.ArgumentParser:
         _flag(command, "url")
         _flag(command, "control_token")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of /api/v1")
+    record = commands.add_parser(
+        "record", help="proxy /api/v1 to a runtime and record the exchanges (PROTOCOL §9)"
+    )
+    for name in RECORD_OPTIONS:
+        _flag(record, name)
+    record.add_argument(
+        "-o", "--output", metavar="FILE", required=True, help="the recording to write"
+    )
+    record.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="POINTER",
+        type=_mask,
+        help="also mask this JSON Pointer in request and answer bodies (* matches any key "
+        "or index); repeat for more",
+    )
+    record.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="answer 502 when the upstream sends nothing for this long "
+        f"(default {DEFAULT_TIMEOUT:g})",
+    )
+    drift = commands.add_parser(
+        "drift", help="report where the mock answers a recording differently (PROTOCOL §9)"
+    )
+    drift.add_argument("file", metavar="FILE", help="a recording made by vesanor-mock record")
+    _flag(drift, "scenario")
+    _flag(drift, "scenario_dir")
+    drift.add_argument("--json", action="store_true", help="print the report as JSON")
     docs = commands.add_parser("docs", help="print a documentation page shipped with the package")
     docs.add_argument("topic", nargs="?", help="a page, e.g. cli; without it, the list")
     for name, command in commands.choices.items():
@@ -162,6 +201,8 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         "export": export,
         "journal": journal_command,
         "docs": docs,
+        "record": record,
+        "drift": drift,
     }
     try:
         return commands[args.command](args, os.environ if env is None else env)
@@ -376,3 +417,88 @@ def journal_command(args: argparse.Namespace, env: Env) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK
+
+
+def _mask(text: str) -> str:
+    try:
+        parse_mask(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 3600 s, got {text}")
+    return value
+
+
+def record(args: argparse.Namespace, env: Env) -> int:
+    """Serve /api/v1 as a recording proxy until SIGINT or SIGTERM."""
+    values = resolve(vars(args), env, names=RECORD_OPTIONS)
+    if "upstream" not in values:
+        print("vesanor-mock record: --upstream URL is required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        recorder = Recorder(values["upstream"], args.output, args.mask, args.timeout)
+    except OSError as exc:
+        print(f"vesanor-mock: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    service = MockService(settings_from(values), alternate=recorder)
+    settings = service.settings
+    if not is_loopback(settings.host) and not settings.control_token:
+        print(exposed_warning(settings.host), file=sys.stderr, flush=True)
+
+    def ready(url: str) -> None:
+        _say(
+            f"vesanor-mock {__version__} recording on {url}\n"
+            f"  API base:  {url}/api/v1 -> {recorder.upstream.url}/api/v1\n"
+            f"  writing:   {args.output} (keys and server-made values as placeholders)\n"
+            f"  control:   {url}/_mock (local, not forwarded)"
+        )
+
+    try:
+        with accesslog.configured(settings.log_format):
+            started = serve_forever(service, ready)
+    except ServerStartError as error:
+        print(f"vesanor-mock: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"vesanor-mock: wrote {args.output} ({recorder.count} exchange(s))", file=sys.stderr)
+    return EXIT_OK if started else EXIT_FAILED
+
+
+def drift(args: argparse.Namespace, env: Env) -> int:
+    """Replay a recording's requests on a fresh mock; exit 1 when any answer differs."""
+    values = resolve(vars(args), env, names=("scenario", "scenario_dir"))
+    folders = [values["scenario_dir"]] if "scenario_dir" in values else []
+    try:
+        recording = load_recording(args.file)
+    except RecordingError as error:
+        print(error.render(), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path = find_scenario(values.get("scenario", DEFAULT_SCENARIO), folders)
+        service = MockService(settings_from({}, scenario=str(path), log_format="off"))
+    except ScenarioError as error:
+        print(error.render(), file=sys.stderr)
+        return EXIT_FAILED
+    caller = InProcessCaller(service)
+    try:
+        with accesslog.configured("off"):
+            report = run_drift(
+                recording,
+                caller.send,
+                list(service.spec.api_keys),
+                service.scenario.name if service.scenario else str(path),
+            )
+    finally:
+        caller.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.text())
+    return EXIT_OK if report.ok else EXIT_FAILED

@@ -17,6 +17,7 @@ from typing import Any
 
 from .domain.world import DEFAULT_API_KEY, DEFAULT_TENANT, PlanSeed
 from .errors import ConfigError
+from .recording.urls import parse_upstream
 
 VALIDATION_MODES = ("strict", "lenient", "off")
 LOG_FORMATS = ("text", "json", "off")
@@ -41,6 +42,7 @@ class Settings:
     control_token: str | None = None
     log_format: str = "text"
     http_stack: str = "auto"
+    replay: str | None = None
 
     def __post_init__(self) -> None:
         if self.validation not in VALIDATION_MODES:
@@ -169,6 +171,8 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("reload", parse_bool, "reload the scenario file when it changes (default on)"),
         Option("url", parse_text, "base URL of a running mock (default http://127.0.0.1:8080)"),
+        Option("replay", parse_text, "answer /api/v1 from this recording (docs/record-replay.md)"),
+        Option("upstream", parse_upstream, "base URL of the runtime to record (http or https)"),
     )
 }
 

@@ -13,7 +13,9 @@
     |   |   +-- ValidationFailed      422 VALIDATION_FAILED with details.errors
     |   |   +-- CompileError          422 COMPILE_ERROR with details.errors
     |   +-- InternalError             500 INTERNAL_ERROR (a bug in the mock)
+    |   +-- UpstreamUnavailable       502 UPSTREAM_UNAVAILABLE (record mode, PROTOCOL §9)
     +-- ScenarioError                 a scenario file that cannot be loaded (file, line, column)
+    |   +-- RecordingError            a recording that cannot be loaded (PROTOCOL §9)
     +-- ConfigError                   a flag, environment variable or ini value that is unusable
 
 The status of each class is its `status` attribute: this module is the one table that maps
@@ -86,6 +88,12 @@ class Conflict(ApiError):
     default_code = "CONFLICT"
 
 
+class ReplayMismatch(Conflict):
+    """Replay: the request is not the next one recorded for its session (PROTOCOL §9)."""
+
+    default_code = "REPLAY_MISMATCH"
+
+
 class PayloadTooLarge(ApiError):
     """A body over the configured size limit."""
 
@@ -155,6 +163,13 @@ class InternalError(ApiError):
     default_code = "INTERNAL_ERROR"
 
 
+class UpstreamUnavailable(ApiError):
+    """Record mode: the upstream could not be reached, timed out or did not speak HTTP."""
+
+    status = 502
+    default_code = "UPSTREAM_UNAVAILABLE"
+
+
 @dataclass
 class ScenarioIssue:
     """One problem in a scenario file, located by line and column (1-based).
@@ -196,6 +211,10 @@ class ScenarioError(MockError):
 
     def __str__(self) -> str:
         return self.render()
+
+
+class RecordingError(ScenarioError):
+    """A recording that cannot be loaded (PROTOCOL §9); nothing of it is used."""
 
 
 class ConfigError(MockError, ValueError):

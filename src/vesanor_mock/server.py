@@ -22,6 +22,7 @@ import uvicorn
 
 from . import gcpolicy
 from .config import Settings
+from .http.alternate import Alternate
 from .http.app import MockService, create_app
 from .scenarios.files import find_scenario
 
@@ -64,6 +65,8 @@ class MockServer:
     `MockServer()` listens on 127.0.0.1 and a free port with no scenario;
     `MockServer(scenario="fixtures/x.yaml")` loads a file, `scenario="forced-block"` a
     bundled one; `settings` gives everything else. `host` and `port` override the settings'.
+    `replay="run.json"` answers /api/v1 from a recording; `alternate` takes any other
+    stand-in for the runtime (a `Recorder`, see docs/record-replay.md).
     """
 
     def __init__(
@@ -75,16 +78,20 @@ class MockServer:
         port: int | None = None,
         startup_timeout: float = 10.0,
         grace: float = DEFAULT_GRACE,
+        replay: str | Path | None = None,
+        alternate: Alternate | None = None,
     ) -> None:
         settings = settings or Settings(port=0)
         if scenario is not None:
             settings = dataclasses.replace(settings, scenario=str(find_scenario(scenario)))
+        if replay is not None:
+            settings = dataclasses.replace(settings, replay=str(replay))
         self.settings = settings
         self.host = host or settings.host
         self.port = settings.port if port is None else port
         self.startup_timeout = startup_timeout
         self.grace = grace
-        self.service = MockService(settings)
+        self.service = MockService(settings, alternate=alternate)
         self.app = create_app(service=self.service)
         self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None

@@ -19,14 +19,17 @@ from ..domain.coverage import Coverage
 from ..domain.journal import Draft
 from ..domain.world import World, WorldSpec, compile_plans
 from ..errors import ApiError, MethodNotAllowed, NotFound
+from ..recording.format import load_recording
 from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
 from .accesslog import log_entry
+from .alternate import Alternate
 from .api import API_PREFIX, OPERATIONS, Operation
 from .control import control_routes
 from .edge import envelope, error_response
 from .exchange import Exchange
 from .faults import guard
+from .replaying import Replayer
 from .ui import ui_routes
 
 ENCODED_SLASH = b"%2f"
@@ -40,7 +43,12 @@ class MockService:
     world from the current spec (cheap: contracts and rules are compiled at load).
     """
 
-    def __init__(self, settings: Settings, registry: SchemaRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: SchemaRegistry | None = None,
+        alternate: Alternate | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry or SchemaRegistry.load()
         self.base = WorldSpec(
@@ -59,6 +67,9 @@ class MockService:
             self.spec = self.scenario.spec
         self.coverage = Coverage()  # over the server's life: resets and loads keep it
         self.world = World(self.spec, self.coverage)
+        self.alternate = alternate  # record or replay (PROTOCOL §9): answers in the runtime's place
+        if alternate is None and settings.replay is not None:
+            self.alternate = Replayer(load_recording(settings.replay, self.registry), self)
         self.server_errors: list[str] = []
         self._errors_lock = threading.Lock()
         self._control_ids = itertools.count(1)
@@ -147,6 +158,8 @@ class MockService:
 
     async def handle(self, request: Request, op: Operation) -> Response:
         """Run one API operation through the rules, the runtime and the journal."""
+        if self.alternate is not None:
+            return await self.alternate.handle(self, request, op)
         exchange = Exchange(self.world, request, op, self.registry, self.record_server_error)
         return await exchange.run()
 
