@@ -31,6 +31,7 @@ PLUGIN_OPTIONS = {
     "scenario_dir": "folder where scenario names are looked up before the bundled ones",
     "validation": "request validation: strict, lenient or off (default strict)",
     "http_stack": "auto (httptools and uvloop when installed; default) or pure (asyncio, h11)",
+    "replay": "answer /api/v1 from this recording (docs/record-replay.md)",
 }
 MARKER = "vesanor_scenario"
 HANDLES = pytest.StashKey[list["MockHandle"]]()
@@ -109,6 +110,8 @@ def vesanor_mock_settings(pytestconfig: pytest.Config) -> Settings:
     values = plugin_values(pytestconfig, dict(os.environ))
     port = int(str(values.get("port", 0)))
     scenario = find_scenario(str(values.get("scenario", "default")), _folders(pytestconfig))
+    if "replay" in values:  # a recording path is relative to the rootdir
+        values["replay"] = str(pytestconfig.rootpath / str(values["replay"]))
     return settings_from(values, port=port + _worker_index() if port else 0, scenario=str(scenario))
 
 

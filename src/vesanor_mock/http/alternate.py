@@ -102,3 +102,10 @@ def journal_body(raw: bytes) -> Any:
     except ValueError:
         return raw.decode("utf-8", "replace")
     return raw
+
+
+def error_code(body: Any) -> str | None:
+    """The `error.code` of an answer in the envelope, if it is one."""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None

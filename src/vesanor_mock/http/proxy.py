@@ -30,7 +30,7 @@ from ..errors import UpstreamUnavailable
 from ..recording.format import Exchange, RecordingWriter
 from ..recording.placeholders import KEPT_HEADERS, Scrubber, parse_mask
 from ..recording.urls import parse_upstream
-from .alternate import Alternate, Incoming, journal_body
+from .alternate import Alternate, Incoming, error_code, journal_body
 from .api import Operation
 from .edge import dumps, envelope, read_body
 
@@ -165,6 +165,8 @@ class Recorder(Alternate):
             draft.error = error.code
         draft.status = answer.status
         draft.response_body = journal_body(answer.body)
+        if answer.status >= 400 and draft.error is None:
+            draft.error = error_code(_parsed(answer.body)[0])
         draft.size += len(answer.body)
         self._record(op, incoming, answer)
         return _response(answer)

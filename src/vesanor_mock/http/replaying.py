@@ -8,7 +8,7 @@ world: a recording spans a whole run (a test session resets the mock before ever
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +17,7 @@ from ..domain.journal import Draft
 from ..errors import ReplayMismatch
 from ..recording.format import Recording
 from ..recording.replay import Replay
-from .alternate import Alternate, Incoming, journal_body
+from .alternate import Alternate, Incoming, error_code, journal_body
 from .api import Operation
 from .edge import dumps, read_body
 
@@ -58,7 +58,7 @@ class Replayer(Alternate):
             content = b""
         draft.status, draft.response_body = answer.status, journal_body(content)
         draft.size += len(content)
-        draft.error = _code(answer.body) if answer.status >= 400 else None
+        draft.error = error_code(answer.body) if answer.status >= 400 else None
         if op.name == "create_session" and isinstance(answer.body, dict):
             session = answer.body.get("session")
             if isinstance(session, dict) and isinstance(session.get("session_id"), str):
@@ -70,9 +70,3 @@ class Replayer(Alternate):
         headers.append((b"content-length", str(len(content)).encode("latin-1")))
         response.raw_headers = headers
         return response
-
-
-def _code(body: Any) -> str | None:
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .format import Exchange, Recording
-from .placeholders import PLACEHOLDER, Binder, Comparison, Difference, Unbound
+from .placeholders import PLACEHOLDER, Binder, Comparison, Difference, Unbound, placeholders_in
 
 Send = Callable[[str, str, list[tuple[str, str]], bytes], tuple[int | None, bytes]]
 """(method, path with query, headers, body) -> (status or None if dropped, answer bytes)."""
@@ -120,6 +120,9 @@ def drift(recording: Recording, send: Send, api_keys: Sequence[str], scenario: s
     """Send every recorded request to the mock and compare the answers."""
     report = DriftReport(recording.source, scenario, len(recording.exchanges))
     binder = Binder()
+    for number in range(1, len(api_keys) + _keys_named(recording) + 1):
+        key = api_keys[min(number, len(api_keys)) - 1] if api_keys else ""
+        binder.forward[f"{{{{key_{number}}}}}"] = key  # a recorded key stands for a real one
     for exchange in recording.exchanges:
         response = exchange.response
         if response["status"] == 502 and _code(response.get("body")) == UPSTREAM_DOWN:
@@ -141,6 +144,22 @@ def drift(recording: Recording, send: Send, api_keys: Sequence[str], scenario: s
     return report
 
 
+def _keys_named(recording: Recording) -> int:
+    """How many distinct keys the recording numbers."""
+    numbers = [
+        int(found.group(2))
+        for exchange in recording.exchanges
+        for placeholder in placeholders_in(exchange.request)
+        if (found := PLACEHOLDER.fullmatch(placeholder)) and found.group(1) == "key"
+    ]
+    numbers += [
+        int(found.group(2))
+        for exchange in recording.exchanges
+        if exchange.request["auth"] and (found := PLACEHOLDER.fullmatch(exchange.request["auth"]))
+    ]
+    return max(numbers, default=0)
+
+
 def _request(
     exchange: Exchange, binder: Binder, api_keys: Sequence[str]
 ) -> tuple[str, str, list[tuple[str, str]], bytes]:
@@ -150,10 +169,8 @@ def _request(
     target = path + (f"?{urlencode(query)}" if query else "")
     headers: list[tuple[str, str]] = []
     auth = request["auth"]
-    if auth is not None and api_keys:
-        found = PLACEHOLDER.fullmatch(auth)
-        number = int(found.group(2)) if found else 1
-        headers.append(("authorization", f"Bearer {api_keys[min(number, len(api_keys)) - 1]}"))
+    if auth is not None:
+        headers.append(("authorization", f"Bearer {binder.render(auth)}"))
     if "content_type" in request:
         headers.append(("content-type", str(request["content_type"])))
     body = b""

@@ -35,8 +35,8 @@ PLACEHOLDER = re.compile(r"\{\{([a-z]+)_([1-9][0-9]*)\}\}")
 ANY_PLACEHOLDER = re.compile(r"\{\{(?:[a-z]+_[1-9][0-9]*|masked)\}\}")
 MASKED = "{{masked}}"
 KEY_KIND, FENCE_KIND, TIME_KIND = "key", "fence", "time"
-FREE_KINDS = frozenset({TIME_KIND, REQUEST_PREFIX})
-"""Kinds that match any value of their kind and never bind: they are volatile."""
+FREE_KINDS = frozenset({TIME_KIND, REQUEST_PREFIX, KEY_KIND})
+"""Kinds that match any value of their kind and never bind: volatile, or secret."""
 KINDS = frozenset({*ID_PREFIXES, REQUEST_PREFIX, KEY_KIND, FENCE_KIND, TIME_KIND})
 FENCE_KEYS = frozenset({"fence_token", "current_fence_token"})
 SECRET_NAME = re.compile(
@@ -304,8 +304,10 @@ class Binder:
             return request_id
         if placeholder in self.forward:
             return self.forward[placeholder]
-        if kind == KEY_KIND or self.make is None:
+        if self.make is None:
             raise Unbound(placeholder)
+        if kind == KEY_KIND:  # a secret is never replayed: it stays a placeholder
+            return placeholder
         value = self.make(str(kind), placeholder)
         self.bind(placeholder, value)
         return value

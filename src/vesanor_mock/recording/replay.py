@@ -33,6 +33,7 @@ from .placeholders import (
     Comparison,
     Difference,
     Scrubber,
+    parse_mask,
 )
 
 
@@ -55,7 +56,9 @@ class Replay:
         self.now = now
         self.ids = IdFactory(seed)
         self.binder = Binder(self._make)
-        self.keys = Scrubber()  # numbers the keys clients present, as the recorder did
+        # Masks what clients send as the recorder did (keys numbered, masks applied), so a
+        # request compares with its recorded form and a mismatch never echoes a secret.
+        self.keys = Scrubber([parse_mask(mask) for mask in recording.masks])
         self.lanes: dict[str, deque[Exchange]] = {}
         self.answered: dict[str, int] = {}
         for exchange in recording.exchanges:
@@ -77,18 +80,21 @@ class Replay:
         body: Any,
         body_text: str | None,
     ) -> dict[str, Any]:
-        """An incoming request in the form of a recorded one (its key as `{{key_N}}`)."""
-        form: dict[str, Any] = {"method": method, "path": path}
-        if query:
-            form["query"] = dict(query)
+        """An incoming request in the form of a recorded one: keys as `{{key_N}}`, masks."""
+        keys = self.keys
         with self._lock:
-            form["auth"] = self.keys.authorization(authorization)
-        if content_type is not None:
-            form["content_type"] = content_type
-        if body_text is not None:
-            form["body_text"] = body_text
-        elif body is not None:
-            form["body"] = body
+            form: dict[str, Any] = {"method": method}
+            auth = keys.authorization(authorization)
+            form["path"] = keys.text(path)
+            if query:
+                form["query"] = keys.query(query)
+            form["auth"] = auth
+            if content_type is not None:
+                form["content_type"] = content_type
+            if body_text is not None:
+                form["body_text"] = keys.text(body_text)
+            elif body is not None:
+                form["body"] = keys.request_body(body)
         return form
 
     def answer(self, request: dict[str, Any], request_id: str) -> Answer:
