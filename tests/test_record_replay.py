@@ -20,11 +20,13 @@ import pytest
 import requests
 
 from vesanor_mock.config import Settings
+from vesanor_mock.http.app import MockService
 from vesanor_mock.http.asgicall import InProcessCaller
 from vesanor_mock.http.proxy import Recorder
 from vesanor_mock.recording.drift import DriftReport, drift
 from vesanor_mock.recording.format import load_recording
 from vesanor_mock.scenarios import fixtures_dir
+from vesanor_mock.scenarios.files import find_scenario
 from vesanor_mock.schemas import SchemaRegistry
 from vesanor_mock.server import MockServer
 
@@ -334,7 +336,16 @@ def test_a_request_that_differs_from_the_recording_is_a_409_replay_mismatch(
             "preflight", f"/replay/sessions/{sid}/preflight", {"fence_token": fence}
         )
         entries = replay.service.world.journal.entries()
+        findings = requests.get(replay.url + "/_mock/findings", timeout=10).json()
         replay.check()
+    assert registry.validate("control/findings", findings) == []
+    assert [(f["rule"], f["severity"], f["protocol"]) for f in findings["findings"]] == [
+        ("replay-mismatch", "error", "§9")
+    ]
+    finding = findings["findings"][0]
+    assert finding["session_id"] == sid
+    assert finding["request_ids"] == [response.headers["X-Request-Id"]]
+    assert "first difference at /body/fence_token" in finding["message"]
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "REPLAY_MISMATCH"
@@ -411,9 +422,6 @@ def test_the_replay_position_survives_a_reset_of_the_world(recorded: Path) -> No
 
 def run_drift(path: Path, scenario: str = "default") -> DriftReport:
     """Drift of a recording against a fresh in-process mock on `scenario`."""
-    from vesanor_mock.http.app import MockService
-    from vesanor_mock.scenario_files import find_scenario
-
     service = MockService(Settings(scenario=str(find_scenario(scenario)), log_format="off"))
     caller = InProcessCaller(service)
     try:

@@ -178,7 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-DOC_TOPIC = {"validate": "scenarios", "docs": "cli"}
+DOC_TOPIC = {
+    "validate": "scenarios",
+    "docs": "cli",
+    "record": "record-replay",
+    "drift": "record-replay",
+}
 """The documentation page of each subcommand that is not described in `cli`."""
 
 

@@ -474,6 +474,30 @@ class ReceiptMissing(Unit):
     )
 
 
+class ReplayMismatch(Unit):
+    """`replay-mismatch`: under replay, a request that is not the next one recorded."""
+
+    name = "replay-mismatch"
+    protocol = "§9"
+    hint = (
+        "A replay answers only the requests that were recorded, in order, per session: send "
+        "the same requests as the recorded run (same bodies, the ids and fence tokens the "
+        "answers gave), or record again if the SDK changed on purpose."
+    )
+
+    def check(self, note: Note, memory: Memory, emit: Emit) -> None:
+        if note.error != "REPLAY_MISMATCH":
+            return
+        where = f" (first difference at {note.pointer or '/'})" if note.pointer is not None else ""
+        emit(
+            self,
+            note,
+            [],
+            f"{note.endpoint or 'the'} request {note.request_id} for session {sid(note)} is not "
+            f"the next request the recording holds for it{where}.",
+        )
+
+
 RECEIPT_MISSING = ReceiptMissing()
 
 UNITS: tuple[Unit, ...] = (
@@ -488,6 +512,7 @@ UNITS: tuple[Unit, ...] = (
     RetryWithoutReconcile(),
     CallNotOffered(),
     RetryStorm(),
+    ReplayMismatch(),
 )
 """The units that judge one request, in the order of the table (receipt-missing is found
 when findings are read, from the pending calls still waiting)."""

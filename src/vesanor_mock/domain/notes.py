@@ -50,7 +50,8 @@ class Note:
     pending_out: tuple[str, ...] = ()  # pending calls a proposal registered
     # what the runtime answered (whether or not the client received it)
     unresolved: tuple[str, ...] = ()  # PENDING_CALLS_UNRESOLVED details.pending_call_ids
-    pointer: str | None = None  # VALIDATION_FAILED: the first details.errors path
+    pointer: str | None = None  # VALIDATION_FAILED: the first details.errors path (or the
+    # first details.differences path of a REPLAY_MISMATCH)
     pointer_message: str | None = None
     reasons: tuple[str, ...] = ()  # reason codes of blocks in the answer
     killed_actor: str | None = None  # who killed the session, as an answer shows it
@@ -135,6 +136,10 @@ def make_note(
         fields["pointer_message"] = _text(_get(first, "message"))
     elif error == "SESSION_KILLED":
         fields["killed_actor"] = _text(_get(_get(details, "killed"), "actor"))
+    elif error == "REPLAY_MISMATCH":  # the first difference from the recorded request
+        differences = _get(details, "differences")
+        first = differences[0] if isinstance(differences, list) and differences else None
+        fields["pointer"] = _text(_get(first, "path"))
     if committed and readable and delivered is answer and isinstance(answer, dict):
         _answer_fields(endpoint, answer, fields)  # the client read the runtime's own answer
     return Note(

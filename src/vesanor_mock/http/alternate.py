@@ -89,7 +89,7 @@ class Alternate:
         """An answer in the envelope, journaled as such."""
         draft.outcome = outcome
         draft.status, draft.error = error.status, error.code
-        draft.response_body = envelope(error, draft.request_id)
+        draft.response_body = draft.answer = envelope(error, draft.request_id)
         return error_response(error, draft.request_id)
 
 

@@ -165,8 +165,10 @@ class Recorder(Alternate):
             draft.error = error.code
         draft.status = answer.status
         draft.response_body = journal_body(answer.body)
+        draft.request, draft.answer = incoming.body()[0], _parsed(answer.body)[0]
+        draft.committed = 200 <= answer.status < 300
         if answer.status >= 400 and draft.error is None:
-            draft.error = error_code(_parsed(answer.body)[0])
+            draft.error = error_code(draft.answer)
         draft.size += len(answer.body)
         self._record(op, incoming, answer)
         return _response(answer)

@@ -39,6 +39,7 @@ class Replayer(Alternate):
         incoming = Incoming(request, raw)
         draft.request_body, draft.size = journal_body(raw), len(raw)
         body, text = incoming.body()
+        draft.request = body  # the client checks (PROTOCOL §7.1) read these three
         form = self.replay.request_form(
             incoming.method,
             incoming.path,
@@ -57,6 +58,7 @@ class Replayer(Alternate):
         if answer.text is None and answer.body is None:
             content = b""
         draft.status, draft.response_body = answer.status, journal_body(content)
+        draft.answer, draft.committed = answer.body, 200 <= answer.status < 300
         draft.size += len(content)
         draft.error = error_code(answer.body) if answer.status >= 400 else None
         if op.name == "create_session" and isinstance(answer.body, dict):
