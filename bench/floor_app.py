@@ -26,9 +26,12 @@ async def health(request: Request) -> Response:
 app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/health", health)])
 
 
-def fast_stack() -> dict[str, Any]:
-    """httptools and uvloop when installed, as `vesanor-mock serve` chooses them."""
+def stack_options(stack: str) -> dict[str, Any]:
+    """httptools and uvloop when installed ("auto"), or asyncio and h11 ("pure"), as
+    `vesanor-mock serve --http-stack` chooses them."""
     options: dict[str, Any] = {"http": "h11", "loop": "asyncio"}
+    if stack == "pure":
+        return options
     try:
         import httptools  # noqa: F401
 
@@ -49,8 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--http-stack", choices=("auto", "pure"), default="auto")
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **fast_stack())
+    options = stack_options(args.http_stack)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **options)
 
 
 if __name__ == "__main__":

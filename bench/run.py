@@ -40,6 +40,7 @@ HOST = "127.0.0.1"
 KEY = "vsk_test_default"
 API = "/api/v1/replay/sessions"
 CONCURRENCY = 16
+STACKS = ("auto", "pure")  # httptools + uvloop (what an install gets), asyncio + h11 (fallback)
 WIREMOCK_RPS = 3000.0  # WireMock serving one static stub on this machine kind (issue 6)
 MIB = 1024 * 1024
 PACKAGES = (
@@ -66,6 +67,7 @@ class Mode:
     reset_runs: int
     pytest_tests: int
     pytest_repeats: int
+    latency_requests: int  # sequential keep-alive requests per stack
     get_steps: tuple[int, ...]  # cumulative GET-session requests at which RSS is read
     cycle_steps: tuple[int, ...]  # the same for the governed cycle on 16 long-lived sessions
     sessions: int  # resident sessions for memory per session
@@ -83,6 +85,7 @@ FULL = Mode(
     reset_runs=500,
     pytest_tests=2000,
     pytest_repeats=3,
+    latency_requests=4_000,
     get_steps=(10_000, 100_000, 1_000_000),
     cycle_steps=(10_000, 100_000),
     sessions=10_000,
@@ -99,6 +102,7 @@ SMOKE = Mode(
     reset_runs=20,
     pytest_tests=20,
     pytest_repeats=1,
+    latency_requests=200,
     get_steps=(2_000, 5_000),
     cycle_steps=(),
     sessions=500,
@@ -287,17 +291,20 @@ class Env:
     vars: dict[str, str]
     mock_command: list[str]
 
-    def mock(self) -> Server:
-        """A `vesanor-mock serve` process with strict validation."""
+    python: str = sys.executable
+
+    def mock(self, stack: str = "auto") -> Server:
+        """A `vesanor-mock serve` process with strict validation on the given stack."""
         port = free_port()
         argv = [*self.mock_command, "serve", "--host", HOST, "--port", str(port)]
-        return Server("mock", [*argv, "--validation", "strict"], port, self.vars)
+        argv += ["--validation", "strict", "--http-stack", stack]
+        return Server("mock", argv, port, self.vars)
 
-    def floor(self) -> Server:
-        """The floor app (bench/floor_app.py) with the same uvicorn options."""
+    def floor(self, stack: str = "auto") -> Server:
+        """The floor app (bench/floor_app.py) with the same uvicorn options and stack."""
         port = free_port()
-        argv = [sys.executable, str(BENCH / "floor_app.py"), "--host", HOST, "--port", str(port)]
-        return Server("floor", argv, port, self.vars)
+        argv = [self.python, str(BENCH / "floor_app.py"), "--host", HOST, "--port", str(port)]
+        return Server("floor", [*argv, "--http-stack", stack], port, self.vars)
 
 
 @contextlib.contextmanager
@@ -511,6 +518,39 @@ def checked(load: Load, problems: list[str], what: str) -> Load:
     return load
 
 
+def sequential(
+    port: int, scenario: str, count: int, session: tuple[str, int] | None, problems: list[str]
+) -> dict[str, Any]:
+    """`count` requests one after the other on one kept-alive connection: p50/p99/max."""
+    sid, fence = session or ("none", 1)
+    script = loadgen.Scenario(scenario, KEY, sid, fence)
+    took: list[float] = []
+    buffer = bytearray()
+    with socket.create_connection((HOST, port), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            began = time.perf_counter_ns()
+            sock.sendall(script.next_request())
+            parsed = loadgen.parse_response(buffer)
+            while parsed is None:
+                chunk = sock.recv(262144)
+                if not chunk:
+                    raise BenchError(f"{scenario}: the server closed the connection")
+                buffer += chunk
+                parsed = loadgen.parse_response(buffer)
+            took.append((time.perf_counter_ns() - began) / 1e6)
+            script.on_response(*parsed)
+    if script.unexpected:
+        problems.append(f"latency {scenario}: {script.unexpected} unexpected {script.samples}")
+    ordered = sorted(took)
+    return {
+        "requests": count,
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(ordered[max(0, round(0.99 * count) - 1)], 3),
+        "max_ms": round(ordered[-1], 3),
+    }
+
+
 # -- the parts of the benchmark --------------------------------------------------------------
 
 
@@ -541,43 +581,81 @@ class Bench:
         return load
 
     def throughput(self) -> None:
-        """(a) the floor, (b) the governed cycle, (c) create and GET session, side by side."""
-        mode = self.mode
+        """On each stack: (a) the floor, (b) the governed cycle, (c) create and GET session."""
         self.results["throughput"] = {}
-        with running(self.env.floor()) as floor:
+        for stack in STACKS:
+            self.results["throughput"][stack] = {}
+            self._throughput(stack)
+
+    def _throughput(self, stack: str) -> None:
+        mode = self.mode
+        with running(self.env.floor(stack)) as floor:
             self.load("floor warm-up", "floor", floor, count=mode.warmup)
             self.quiet()
-            self._row("floor", self.load("floor", "floor", floor, seconds=mode.seconds), floor)
-        with running(self.env.mock()) as mock:
+            load = self.load(f"floor {stack}", "floor", floor, seconds=mode.seconds)
+            self._row(stack, "floor", load, floor)
+        with running(self.env.mock(stack)) as mock:
             client = Client(mock.port)
             warm = create_sessions(client, self.loader.body, CONCURRENCY)
             self.load("cycle warm-up", "cycle", mock, count=mode.warmup, sessions=warm)
             drain(client, warm)
             sessions = create_sessions(client, self.loader.body, CONCURRENCY)
-            windows = ["cycle", "cycle_2nd_window"] if mode.second_window else ["cycle"]
+            second = mode.second_window and stack == "auto"
+            windows = ["cycle", "cycle_2nd_window"] if second else ["cycle"]
             for name in windows:
                 drain(client, sessions)
                 self.quiet()
-                load = self.load(name, "cycle", mock, seconds=mode.seconds, sessions=sessions)
-                self._row(name, load, mock)
+                load = self.load(
+                    f"{name} {stack}", "cycle", mock, seconds=mode.seconds, sessions=sessions
+                )
+                self._row(stack, name, load, mock)
             client.close()
-        with running(self.env.mock()) as mock:
+        with running(self.env.mock(stack)) as mock:
             client = Client(mock.port)
             sessions = create_sessions(client, self.loader.body, CONCURRENCY)
             client.close()
             self.load("get warm-up", "get", mock, count=mode.warmup, sessions=sessions)
             self.quiet()
-            load = self.load("GET session", "get", mock, seconds=mode.seconds, sessions=sessions)
-            self._row("get_session", load, mock)
-        with running(self.env.mock()) as mock:
+            load = self.load(
+                f"GET session {stack}", "get", mock, seconds=mode.seconds, sessions=sessions
+            )
+            self._row(stack, "get_session", load, mock)
+        with running(self.env.mock(stack)) as mock:
             self.load("create warm-up", "create", mock, count=mode.warmup)
             self.quiet()
-            load = self.load("create session", "create", mock, seconds=mode.seconds)
-            self._row("create_session", load, mock)
+            load = self.load(f"create session {stack}", "create", mock, seconds=mode.seconds)
+            self._row(stack, "create_session", load, mock)
 
-    def _row(self, name: str, load: Load, server: Server) -> None:
-        """Record one throughput row with its ratios to the floor and the server's RSS."""
-        table = self.results["throughput"]
+    def latency(self) -> None:
+        """One client, one kept-alive connection, sequential requests: what an SDK sees.
+
+        On each stack: the floor's echo, the governed cycle on one session, and GET session;
+        p50/p99/max per request. A Nagle stall (~40 ms per answer) shows here first.
+        """
+        count = self.mode.latency_requests
+        out: dict[str, Any] = {}
+        self.results["latency"] = out
+        for stack in STACKS:
+            rows: dict[str, Any] = {}
+            out[stack] = rows
+            with running(self.env.floor(stack)) as floor:
+                self.quiet()
+                rows["floor"] = sequential(floor.port, "floor", count, None, self.problems)
+            with running(self.env.mock(stack)) as mock:
+                client = Client(mock.port)
+                session = create_sessions(client, self.loader.body, 1)[0]
+                client.close()
+                self.quiet()
+                rows["cycle"] = sequential(mock.port, "cycle", count, session, self.problems)
+                rows["get_session"] = sequential(mock.port, "get", count, session, self.problems)
+                mock.check_alive()
+        for name in ("floor", "cycle", "get_session"):
+            auto, pure = out["auto"][name]["p50_ms"], out["pure"][name]["p50_ms"]
+            out[f"{name}_p50_pure_over_auto"] = round(pure / auto, 2) if auto else None
+
+    def _row(self, stack: str, name: str, load: Load, server: Server) -> None:
+        """Record one throughput row with its ratios to the floor (same stack) and RSS."""
+        table = self.results["throughput"][stack]
         row = asdict(load)
         floor = table.get("floor", row)
         row["rps_ratio_to_floor"] = round(load.rps / floor["rps"], 3)
@@ -598,15 +676,14 @@ class Bench:
             with running(self.env.mock()) as mock:
                 runs.append(mock.ready_s)
                 probe = mock.probe
-        interpreter = min(timed([sys.executable, "-c", "pass"], self.env.vars) for _ in range(3))
+        python = self.env.python
+        interpreter = min(timed([python, "-c", "pass"], self.env.vars) for _ in range(3))
         snippet = (
             "import time; t = time.perf_counter(); import vesanor_mock.cli; "
             "print(time.perf_counter() - t)"
         )
-        imports = min(
-            float(output([sys.executable, "-c", snippet], self.env.vars)) for _ in range(3)
-        )
-        in_process = json.loads(output([sys.executable, "-c", MOCKSERVER_SNIPPET], self.env.vars))
+        imports = min(float(output([python, "-c", snippet], self.env.vars)) for _ in range(3))
+        in_process = json.loads(output([python, "-c", MOCKSERVER_SNIPPET], self.env.vars))
         self.results["startup"] = {
             "serve_to_ready_s": {
                 "median": round(statistics.median(runs), 4),
@@ -772,6 +849,18 @@ print(json.dumps({"import_s": round(imported, 4), "cold": one(), "warm": one()})
 """
 
 
+def stack_of(python: str, stack: str, env: dict[str, str]) -> str:
+    """What `--http-stack STACK` runs on with that python, e.g. "httptools + uvloop"."""
+    snippet = (
+        "from vesanor_mock.server import uvicorn_config as c; "
+        f"x = c(None, 1.0, {stack!r}); print(x.http, '+', x.loop)"
+    )
+    try:
+        return output([python, "-c", snippet], env)
+    except BenchError as error:
+        return f"unknown ({error})"
+
+
 def timed(argv: list[str], env: dict[str, str]) -> float:
     """Wall time of a command."""
     began = time.perf_counter()
@@ -802,12 +891,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         gap = "" if met else f"{value / limit:.2f} x the {'target' if higher else 'limit'}"
         out.append({"target": name, "goal": goal, "value": value, "met": met, "gap": gap})
 
-    table = results.get("throughput", {})
-    cycle, floor = table.get("cycle"), table.get("floor")
-    if cycle and floor:
-        add("cycle rps / floor rps", ">= 0.6", cycle["rps_ratio_to_floor"], 0.6, True)
-        add("cycle rps vs WireMock stub", f"> {WIREMOCK_RPS:g}", cycle["rps"], WIREMOCK_RPS, True)
-        add("cycle p99 / floor p99", "<= 2.0", cycle["p99_ratio_to_floor"], 2.0, False)
+    for stack in STACKS:
+        table = results.get("throughput", {}).get(stack, {})
+        cycle, floor = table.get("cycle"), table.get("floor")
+        if cycle and floor:
+            add(f"{stack}: cycle rps / floor rps", ">= 0.6", cycle["rps_ratio_to_floor"], 0.6, True)
+            add(
+                f"{stack}: cycle p99 / floor p99", "<= 2.0", cycle["p99_ratio_to_floor"], 2.0, False
+            )
+            if stack == "auto":
+                goal = f"> {WIREMOCK_RPS:g}"
+                add("auto: cycle rps vs WireMock stub", goal, cycle["rps"], WIREMOCK_RPS, True)
+    latency = results.get("latency", {})
+    if "cycle_p50_pure_over_auto" in latency:
+        ratio = latency["cycle_p50_pure_over_auto"]
+        add("keep-alive cycle p50 pure / auto", "<= 2.0", ratio, 2.0, False)
     ready = results.get("startup", {}).get("serve_to_ready_s", {}).get("median")
     add("startup to ready (s)", "< 0.5", ready, 0.5, False)
     reset = results.get("reset", {}).get("p50_ms")
@@ -851,6 +949,25 @@ def git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def plain_install(work: Path) -> Path:
+    """A wheel of this tree pip-installed into a fresh venv, no extras: what users get.
+
+    Answers the venv's python. The floor runs on that python too, so both use the stack
+    the install brought.
+    """
+    dist, where = work / "dist", work / "plain-venv"
+    build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist)]
+    subprocess.run([*build, str(ROOT)], check=True, capture_output=True)
+    wheel = next(dist.glob("vesanor_mock-*.whl"))
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, capture_output=True)
+    python = where / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    done = subprocess.run([*install, str(wheel)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"pip install of the wheel failed: {done.stderr[-1500:]}")
+    return python
+
+
 def export(ref: str, into: Path) -> str:
     """Export src/, schemas/ and fixtures/ of a commit into a folder; answer the commit."""
     commit = git("rev-parse", "--verify", ref + "^{commit}")
@@ -875,13 +992,31 @@ def row(name: str, load: dict[str, Any]) -> str:
 def report(results: dict[str, Any], goals: list[dict[str, Any]]) -> str:
     """The human-readable summary."""
     lines = [""]
-    if results.get("throughput"):
-        lines.append(f"Throughput at concurrency {CONCURRENCY} (loopback)")
+    for stack, table in results.get("throughput", {}).items():
+        lines.append(
+            f"Throughput at concurrency {CONCURRENCY} (loopback), stack {stack} "
+            f"({'httptools + uvloop' if stack == 'auto' else 'asyncio + h11'}; ratios to its floor)"
+        )
         lines.append(
             f"  {'':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'p99 x':>9}"
             f"{'srv cpu':>9}{'other':>7}"
         )
-        lines += [row(name, load) for name, load in results["throughput"].items()]
+        lines += [row(name, load) for name, load in table.items()]
+    latency = results.get("latency")
+    if latency:
+        lines.append("Keep-alive latency, one client, sequential (p50 / p99 / max ms)")
+        for stack in STACKS:
+            parts = [
+                f"{name} {one['p50_ms']:.3f} / {one['p99_ms']:.2f} / {one['max_ms']:.1f}"
+                for name, one in latency[stack].items()
+            ]
+            lines.append(f"  {stack:<5} " + "; ".join(parts))
+        ratios = [
+            f"{k.removesuffix('_p50_pure_over_auto')} {v}"
+            for k, v in latency.items()
+            if k.endswith("_pure_over_auto")
+        ]
+        lines.append("  p50 pure / auto: " + ", ".join(ratios))
     startup = results.get("startup")
     if startup:
         ready, server = startup["serve_to_ready_s"], startup["mockserver"]
@@ -938,7 +1073,7 @@ def report(results: dict[str, Any], goals: list[dict[str, Any]]) -> str:
                 else ""
             )
         )
-    lines += ["", "Targets (issue 6)"]
+    lines += ["", "Targets (issues 6 and 11)"]
     for goal in goals:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
         value = "-" if goal["value"] is None else f"{goal['value']:g}"
@@ -953,9 +1088,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every part briefly, for CI")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--ref", help="benchmark this git commit of src/ instead of the tree")
+    parser.add_argument(
+        "--plain-install",
+        action="store_true",
+        help="serve from a wheel of this tree pip-installed into a fresh venv (no extras)",
+    )
     parser.add_argument("--seconds", type=float, help="override each throughput window")
     parser.add_argument("--only", nargs="*", choices=PARTS, help="run only these parts")
     options = parser.parse_args(argv)
+    if options.plain_install and options.ref:
+        parser.error("--plain-install builds the working tree: it does not take --ref")
     mode = SMOKE if options.smoke else FULL
     if options.seconds:
         mode = Mode(**{**asdict(mode), "seconds": options.seconds})
@@ -974,10 +1116,15 @@ def main(argv: list[str] | None = None) -> int:
             source = f"working tree at {git('rev-parse', '--short=12', 'HEAD')}" + (
                 f" with {dirty} changed files under src/" if dirty else ""
             )
-        script = Path(sys.executable).parent / "vesanor-mock"
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "vesanor_mock"]
+        python = sys.executable
+        if options.plain_install:
+            print("building a wheel and installing it into a fresh venv ...", flush=True)
+            python = str(plain_install(Path(work)))
+            source += ", pip-installed from a wheel into a fresh venv"
+        script = Path(python).parent / "vesanor-mock"
+        command = [str(script)] if script.exists() else [python, "-m", "vesanor_mock"]
         loader = Loader(options.generator, create_body(), Path(work))
-        bench = Bench(mode, Env(env_vars, command), loader)
+        bench = Bench(mode, Env(env_vars, command, python), loader)
         print(f"vesanor-mock benchmark ({mode.name}); load: {loader.name}; mock: {source}")
         for part in options.only or PARTS:
             step = time.perf_counter()
@@ -992,6 +1139,7 @@ def main(argv: list[str] | None = None) -> int:
         goals = targets(bench.results)
         document = {
             "mode": mode.name,
+            "stacks": {stack: stack_of(python, stack, env_vars) for stack in STACKS},
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "elapsed_s": round(time.perf_counter() - began, 1),
             "loadavg_at_start": load_at_start,
@@ -1006,6 +1154,7 @@ def main(argv: list[str] | None = None) -> int:
     path = OUT / f"bench-{mode.name}-{stamp}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     (OUT / f"latest-{mode.name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    print(", ".join(f"stack {k}: {v}" for k, v in document["stacks"].items()))
     print(report(bench.results, goals))
     for note in bench.notes:
         print(f"note: {note}")
@@ -1017,6 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
 
 PARTS: dict[str, Callable[[Bench], None]] = {
     "throughput": Bench.throughput,
+    "latency": Bench.latency,
     "startup": Bench.startup,
     "reset": Bench.reset,
     "pytest": Bench.pytest_overhead,
