@@ -101,7 +101,7 @@ def test_serve_prints_a_banner_logs_each_request_and_exits_0_on_sigterm(
         "  API key:   vsk_test_default (tenant default)",
         f"  scenario:  forced-block ({fixtures_dir() / 'forced-block.yaml'}, "
         "reloaded when it changes)",
-        f"  control:   {url}/_mock (open, no token)",
+        f"  control:   {url}/_mock (no token: loopback only)",
         f"  OpenAPI:   {url}/openapi.json",
     ]
     assert url.startswith("http://127.0.0.1:")

@@ -260,9 +260,10 @@ def _say(message: str) -> None:
 def exposed_warning(host: str) -> str:
     """The warning for a server reachable from other machines with an open control API."""
     return (
-        f"vesanor-mock: WARNING: bound to {host}, which other machines can reach, and the "
-        "/_mock control API has no token: anyone who reaches it can reset or rescript the "
-        "mock. Set --control-token (or VESANOR_MOCK_CONTROL_TOKEN), or bind 127.0.0.1."
+        f"vesanor-mock: WARNING: bound to {host}, which other machines can reach; the /_mock "
+        "control API has no token, so it answers this machine only (other peers get 403 "
+        "CONTROL_FORBIDDEN). To drive it from other machines, set --control-token (or "
+        "VESANOR_MOCK_CONTROL_TOKEN); to keep the API private too, bind 127.0.0.1."
     )
 
 
@@ -287,7 +288,9 @@ def banner(service: MockService, url: str, reload: bool) -> str:
     lines += [f"  API key:   {key} (tenant {tenant})" for key, tenant in keys]
     watched = ", reloaded when it changes" if reload else ""
     lines.append(f"  scenario:  {name} ({source}{watched})")
-    guard = "needs the control token" if settings.control_token else "open, no token"
+    guard = "needs the control token" if settings.control_token else "no token: loopback only"
+    if not settings.control_token and not is_loopback(settings.host):
+        guard += "; other machines get 403 until --control-token is set"
     lines.append(f"  control:   {url}/_mock ({guard})")
     lines.append(f"  OpenAPI:   {url}/openapi.json")
     return "\n".join(lines)

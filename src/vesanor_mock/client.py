@@ -371,7 +371,7 @@ def format_findings(
             if entry is None:
                 lines.append(f"  {request_id} (no longer in the journal)")
                 continue
-            status = entry["status"] if entry["status"] is not None else "dropped"
+            status = entry["status"] if entry["status"] is not None else entry["outcome"]
             lines.append(
                 f"  {request_id} #{entry['seq']} {entry['method']} {entry['path']} -> {status}"
             )

@@ -55,6 +55,8 @@ class Settings:
             raise ValueError(f"log_format must be one of {LOG_FORMATS}, not {self.log_format!r}")
         if self.http_stack not in HTTP_STACKS:
             raise ValueError(f"http_stack must be one of {HTTP_STACKS}, not {self.http_stack!r}")
+        if self.control_token is not None and self.control_token in self.api_keys:
+            raise ConfigError("the control token must differ from every API key")
 
 
 def parse_port(text: str) -> int:
@@ -215,10 +217,12 @@ def settings_from(values: Mapping[str, Any], **overrides: Any) -> Settings:
 
 
 def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1, ::ffff:127.0.0.1)."""
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)

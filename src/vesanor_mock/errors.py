@@ -4,6 +4,7 @@
     +-- ApiError                      an answer in the error envelope (PROTOCOL.md §1.2)
     |   +-- MalformedJson             400 MALFORMED_JSON
     |   +-- Unauthorized              401 UNAUTHORIZED
+    |   +-- Forbidden                 403 CONTROL_FORBIDDEN (the control API, PROTOCOL.md §6.1)
     |   +-- NotFound                  404 NOT_FOUND and the *_NOT_FOUND family
     |   +-- MethodNotAllowed          405 METHOD_NOT_ALLOWED
     |   +-- Conflict                  409: stale version, fence, lease, killed, ...
@@ -12,8 +13,10 @@
     |   +-- Unprocessable             422: validation, compile, roles, artifact
     |   |   +-- ValidationFailed      422 VALIDATION_FAILED with details.errors
     |   |   +-- CompileError          422 COMPILE_ERROR with details.errors
+    |   |   +-- LimitExceeded         422 MOCK_LIMIT_EXCEEDED with details {limit, max}
     |   +-- InternalError             500 INTERNAL_ERROR (a bug in the mock)
     |   +-- UpstreamUnavailable       502 UPSTREAM_UNAVAILABLE (record mode, PROTOCOL §9)
+    +-- ClientAborted                 the client went away before its request was read whole
     +-- ScenarioError                 a scenario file that cannot be loaded (file, line, column)
     |   +-- RecordingError            a recording that cannot be loaded (PROTOCOL §9)
     +-- ConfigError                   a flag, environment variable or ini value that is unusable
@@ -65,6 +68,13 @@ class Unauthorized(ApiError):
 
     status = 401
     default_code = "UNAUTHORIZED"
+
+
+class Forbidden(ApiError):
+    """A control request from a peer or a web page that may not use the control API."""
+
+    status = 403
+    default_code = "CONTROL_FORBIDDEN"
 
 
 class NotFound(ApiError):
@@ -156,6 +166,20 @@ class CompileError(Unprocessable):
         self.errors = errors
 
 
+class LimitExceeded(Unprocessable):
+    """A request that would take resident state over one of the mock's caps (PROTOCOL.md §8).
+
+    Nothing is changed; `details` names the cap and its value.
+    """
+
+    default_code = "MOCK_LIMIT_EXCEEDED"
+
+    def __init__(self, limit: str, maximum: int, message: str) -> None:
+        super().__init__(message, details={"limit": limit, "max": maximum})
+        self.limit = limit
+        self.maximum = maximum
+
+
 class InternalError(ApiError):
     """A bug in the mock."""
 
@@ -168,6 +192,13 @@ class UpstreamUnavailable(ApiError):
 
     status = 502
     default_code = "UPSTREAM_UNAVAILABLE"
+
+
+class ClientAborted(MockError):
+    """The client went away (or its connection broke) before its request was read whole.
+
+    Never an error of the mock: the journal records it with outcome `aborted`.
+    """
 
 
 @dataclass

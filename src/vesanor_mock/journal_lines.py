@@ -24,7 +24,7 @@ def format_journal(journal: Sequence[Mapping[str, Any]]) -> list[str]:
     if len(journal) > JOURNAL_LINES:
         lines.append(f"  ... {len(journal) - JOURNAL_LINES} earlier request(s)")
     for entry in journal[-JOURNAL_LINES:]:
-        status = entry["status"] if entry["status"] is not None else "dropped"
+        status = entry["status"] if entry["status"] is not None else entry["outcome"]
         notes = [entry["endpoint"] or "unknown path"]
         if entry.get("session_id"):
             notes.append(f"session {entry['session_id']}")

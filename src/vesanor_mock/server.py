@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import signal
 import socket
 import threading
@@ -21,12 +22,13 @@ from typing import Any
 import uvicorn
 
 from . import gcpolicy
-from .config import Settings
+from .config import Settings, is_loopback
 from .http.alternate import Alternate
 from .http.app import MockService, create_app
 from .scenarios.files import find_scenario
 
 DEFAULT_GRACE = 1.0
+log = logging.getLogger("vesanor_mock")
 
 
 class ServerErrors(AssertionError):
@@ -115,6 +117,12 @@ class MockServer:
             raise RuntimeError("the server is already running")
         sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
+        if not is_loopback(self.host) and not self.settings.control_token:
+            log.warning(
+                "vesanor-mock on %s: /api/v1 is reachable from other machines; the /_mock "
+                "control API has no token, so it answers this machine only",
+                base_url(self.host, self.port),
+            )
         ready = threading.Event()
         config = uvicorn_config(self.app, self.grace, self.settings.http_stack)
         server = _Uvicorn(config, ready.set)

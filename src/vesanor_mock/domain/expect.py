@@ -136,7 +136,7 @@ def _check_count(
         return None
     statuses: dict[str, int] = {}
     for entry in seen:
-        key = str(entry.status) if entry.status is not None else "dropped"
+        key = str(entry.status) if entry.status is not None else entry.outcome
         statuses[key] = statuses.get(key, 0) + 1
     message = f"expected {wanted} {expectation.describe()}, saw {n}"
     return message, {"count": n, "statuses": statuses, "seqs": [e.seq for e in seen]}

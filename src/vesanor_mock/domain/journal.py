@@ -20,7 +20,7 @@ from typing import Any
 DEFAULT_LIMIT = 10_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """The most body bytes (requests and answers, as sent) the journal keeps."""
-OUTCOMES = ("handled", "raw", "dropped", "refused")
+OUTCOMES = ("handled", "raw", "dropped", "refused", "aborted")
 
 
 @dataclass(frozen=True, slots=True)

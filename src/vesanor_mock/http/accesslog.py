@@ -90,7 +90,7 @@ def error_code(body: Any) -> str | None:
 
 def text_line(fields: dict[str, Any]) -> str:
     """`POST /api/v1/... 200 session=s-1 decision=block rules=r1 (handled, 1.2 ms) req_…`."""
-    status = fields["status"] if fields["status"] is not None else "dropped"
+    status = fields["status"] if fields["status"] is not None else fields["outcome"]
     parts = [f"{fields['method']} {fields['path']} {status}"]
     if fields["session_id"]:
         parts.append(f"session={fields['session_id']}")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -18,7 +20,15 @@ from ..config import Settings
 from ..domain.coverage import Coverage
 from ..domain.journal import Draft
 from ..domain.world import World, WorldSpec, compile_plans
-from ..errors import ApiError, MethodNotAllowed, NotFound
+from ..errors import (
+    ApiError,
+    ClientAborted,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    ScenarioError,
+    ScenarioIssue,
+)
 from ..recording.format import load_recording
 from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
@@ -26,13 +36,14 @@ from .accesslog import log_entry
 from .alternate import Alternate
 from .api import API_PREFIX, OPERATIONS, Operation
 from .control import control_routes
-from .edge import envelope, error_response
+from .edge import CLOSING_KEY, envelope, error_response
 from .exchange import Exchange
-from .faults import guard
+from .faults import ConnectionDropped, DropConnection, closing_check, guard
 from .replaying import Replayer
 from .ui import ui_routes
 
 ENCODED_SLASH = b"%2f"
+log = logging.getLogger("vesanor_mock")
 
 
 class MockService:
@@ -64,6 +75,7 @@ class MockService:
             self.scenario = load_scenario(
                 settings.scenario, defaults=self.base, registry=self.registry
             )
+            self._check_keys(self.scenario)
             self.spec = self.scenario.spec
         self.coverage = Coverage()  # over the server's life: resets and loads keep it
         self.world = World(self.spec, self.coverage)
@@ -85,7 +97,8 @@ class MockService:
         self.changed()
 
     def load(self, scenario: Scenario) -> None:
-        """Replace all state with a loaded scenario's."""
+        """Replace all state with a loaded scenario's (ScenarioError: nothing changes)."""
+        self._check_keys(scenario)
         world = World(scenario.spec, self.coverage)
         self.scenario, self.spec, self.world = scenario, scenario.spec, world
         self.generation += 1
@@ -132,6 +145,18 @@ class MockService:
         self.load(scenario)
         return scenario
 
+    def _check_keys(self, scenario: Scenario) -> None:
+        """An API key equal to the control token is refused (PROTOCOL.md §6.1): whoever
+        holds the key would hold the control API too."""
+        token = self.settings.control_token
+        if token is not None and token in scenario.spec.api_keys:
+            tenant = scenario.spec.api_keys[token]
+            message = (
+                f"an API key of tenant {tenant!r} equals the control token: "
+                "API keys and the control token must differ"
+            )
+            raise ScenarioError(scenario.source, [ScenarioIssue(message, path="/tenants")])
+
     def control_request_id(self) -> str:
         """Ids of control requests: their own counter, so journals do not depend on them."""
         return f"req_ctl_{next(self._control_ids):06d}"
@@ -153,8 +178,27 @@ class MockService:
         request_id = world.ids.request_id()
         draft = Draft(world.clock.now_iso(), request_id, request.method, path)
         draft.status, draft.response_body = error.status, envelope(error, request_id)
+        draft.error = error.code
         log_entry(world.journal.record(draft, 0.0))
         return error_response(error, request_id)
+
+    def unexpected(self, request: Request, exc: Exception) -> Response:
+        """Whatever escaped every handler: `500 INTERNAL_ERROR` in the envelope, with a
+        request id, journaled and recorded for the test harness; never uvicorn's plain 500.
+
+        A client that went away is not an error: its connection is closed, nothing is said.
+        """
+        if isinstance(exc, ClientAborted | ClientDisconnect | ConnectionDropped):
+            return DropConnection(quiet=True)
+        text = "".join(traceback.format_exception(exc))
+        self.record_server_error(text)
+        log.error("internal error on %s %s\n%s", request.method, request.url.path, text)
+        error = InternalError("internal error in vesanor-mock")
+        try:
+            return self.route_error(request, error)
+        except Exception:  # the world itself is broken: answer without journaling
+            self.record_server_error(traceback.format_exc())
+            return error_response(error, self.control_request_id())
 
     async def handle(self, request: Request, op: Operation) -> Response:
         """Run one API operation through the rules, the runtime and the journal."""
@@ -175,15 +219,28 @@ class MockApp(Starlette):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        closing = closing_check(send)
+        if closing is not None:
+            scope[CLOSING_KEY] = closing
         send = guard(send)
         raw_path = scope.get("raw_path") or b""
         if ENCODED_SLASH in raw_path.lower():
             request = Request(scope, receive)
             shown = raw_path.decode("latin-1")
             error = NotFound(f"no route for {request.method} {shown}: %2F does not separate")
-            await self.state.service.route_error(request, error)(scope, receive, send)
+            service: MockService = self.state.service
+            try:
+                response = service.route_error(request, error)
+            except Exception as exc:
+                response = service.unexpected(request, exc)
+            await response(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except ConnectionDropped:  # a scripted drop without a socket: the caller sees it
+            raise
+        except Exception:  # answered in the envelope by `unexpected` (see create_app)
+            return
 
 
 def _endpoint(service: MockService, op: Operation) -> Route:
@@ -220,6 +277,14 @@ def create_app(settings: Settings | None = None, service: MockService | None = N
             error = NotFound(f"no route for {request.method} {request.url.path}")
         return service.route_error(request, error)
 
-    app = MockApp(routes=_routes(service), exception_handlers={HTTPException: http_error})
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """Any other exception: the 500 envelope (Starlette re-raises it; MockApp ends it)."""
+        return service.unexpected(request, exc)
+
+    app = MockApp(
+        routes=_routes(service),
+        exception_handlers={HTTPException: http_error, Exception: unexpected},
+    )
+    app.router.redirect_slashes = False  # `/kill/` is an unknown path: 404, never a redirect
     app.state.service = service
     return app

@@ -2,8 +2,14 @@
 verify, clock, run-time rules and export; plus GET /openapi.json.
 
 Every answer is JSON with an `X-Request-Id` from the control counter (`req_ctl_…`), so
-control calls never shift the ids or journals of the API. With `Settings.control_token`
-set, every /_mock route needs `Authorization: Bearer <control token>`.
+control calls never shift the ids or journals of the API.
+
+Who may call it (PROTOCOL.md §6.1), checked before anything is read: with
+`Settings.control_token` set, every /_mock route needs `Authorization: Bearer <control
+token>`; without one, only loopback peers (403 CONTROL_FORBIDDEN otherwise). A request
+with an `Origin` other than the server's own is 403 (a web page elsewhere cannot drive
+the mock), and a write with a body needs a JSON or YAML `Content-Type` (415), so no
+cross-site "simple" request (text/plain, form) can reach a handler.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..config import is_loopback
 from ..domain.expect import verify
 from ..errors import (
     ApiError,
+    ClientAborted,
     FieldError,
+    Forbidden,
     InternalError,
     ScenarioError,
     Unprocessable,
@@ -45,6 +54,7 @@ from .edge import (
     require_object,
     unauthorized,
 )
+from .faults import DropConnection
 from .views import (
     coverage_view,
     findings_query,
@@ -110,6 +120,8 @@ def _endpoint(
             return json_response(status, payload, request_id)
         except ApiError as error:
             return error_response(error, request_id)
+        except ClientAborted:  # the client went away mid-body: nothing was done
+            return DropConnection(quiet=True)
         except Exception:  # a bug in the mock: answer the envelope and make the test fail
             text = traceback.format_exc()
             service.record_server_error(text)
@@ -120,9 +132,76 @@ def _endpoint(
     return endpoint
 
 
+TOKEN_HOWTO = (
+    "start the mock with --control-token TOKEN (or VESANOR_MOCK_CONTROL_TOKEN=TOKEN) and "
+    "send Authorization: Bearer TOKEN"
+)
+WRITE_TYPES = (JSON_TYPE, *YAML_TYPES)
+
+
 def check_access(service: MockService, request: Request) -> None:
-    """Who may use the control API (§6.1); raises the refusal."""
-    _check_token(service.settings.control_token, request)
+    """Who may use the control API (PROTOCOL.md §6.1); raises the refusal.
+
+    Peer (or token), origin, then the media type of a write.
+    """
+    token = service.settings.control_token
+    if token is None:
+        peer = request.client.host if request.client else None
+        if peer is None or not is_loopback(peer):
+            raise Forbidden(
+                f"the control API without a control token answers only this machine "
+                f"(loopback), not {peer}: to use it from another machine, {TOKEN_HOWTO}",
+                details={"peer": peer},
+            )
+    else:
+        _check_token(token, request)
+    _check_origin(request, token)
+    _check_write_media(request)
+
+
+def _check_origin(request: Request, token: str | None) -> None:
+    """403 for an `Origin` that is not the server's own (a page elsewhere in a browser).
+
+    The server's own origin is the scheme and `Host` of the request. Without a token, that
+    host must also be a loopback name or address: a page whose DNS name was pointed at
+    127.0.0.1 (DNS rebinding) is same-origin with itself, but not with the mock.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    own = f"{request.url.scheme}://{host}"
+    if origin.lower() != own.lower() or (token is None and not is_loopback(_hostname(host))):
+        raise Forbidden(
+            f"a control request from a web page at {origin!r} is refused: only the mock's own "
+            f"origin ({own}) may use the control API",
+            details={"origin": origin},
+        )
+
+
+def _hostname(host: str) -> str:
+    """The name or address of a `Host` header, without its port (`[::1]:80` is `::1`)."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _check_write_media(request: Request) -> None:
+    """415 for a POST or DELETE with a body whose `Content-Type` is not JSON or YAML."""
+    if request.method not in ("POST", "DELETE"):
+        return
+    length = request.headers.get("content-length")
+    chunked = "transfer-encoding" in request.headers
+    if not chunked and (length is None or length.strip() == "0"):
+        return
+    content_type = request.headers.get("content-type")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in WRITE_TYPES:
+        shown = repr(content_type) if content_type else "none"
+        raise UnsupportedMediaType(
+            f"a control request with a body needs a JSON or YAML Content-Type, got {shown}",
+            details={"content_type": content_type, "expected": list(WRITE_TYPES)},
+        )
 
 
 def _check_token(expected: str | None, request: Request) -> None:
@@ -138,7 +217,7 @@ async def _json_body(request: Request, *, optional: bool = False) -> dict[str, A
     """A JSON object body (None when empty and `optional`)."""
     check_media_type(request)
     raw = await read_body(request, MAX_BYTES)
-    if optional and not raw.strip():
+    if optional and not raw:
         return None
     return require_object(parse_json(raw))
 

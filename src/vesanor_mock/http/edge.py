@@ -7,11 +7,12 @@ import math
 import re
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..errors import (
     ApiError,
+    ClientAborted,
     FieldError,
     MalformedJson,
     PayloadTooLarge,
@@ -63,8 +64,15 @@ def error_response(error: ApiError, request_id: str) -> Response:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None."""
-    header = request.headers.get("authorization")
+    """The token of an `Authorization: Bearer <token>` header, or None.
+
+    More than one `Authorization` header is refused (401): no server can say which one a
+    client meant, so the mock trusts neither.
+    """
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:
+        raise unauthorized(f"{len(headers)} Authorization headers: send exactly one")
+    header = headers[0] if headers else None
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -93,18 +101,40 @@ def check_media_type(request: Request) -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing (413) anything over `limit` bytes before parsing it."""
+    """Read the body, refusing (413) anything over `limit` bytes before parsing it.
+
+    A client that goes away before the body is whole (a short body, a bad chunk, a closed
+    socket) raises ClientAborted: nothing of such a request is acted on. So does a
+    connection the server is already closing once the body is read (bytes pipelined after
+    a short `Content-Length` that the HTTP parser refused): the client will never see the
+    answer, so the request must not change anything.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientAborted("the client went away before its request body was read whole") from None
+    if connection_closing(request):
+        raise ClientAborted("the connection was closed by the HTTP layer after the body was read")
     return b"".join(chunks)
+
+
+CLOSING_KEY = "vesanor.connection_closing"
+"""The scope key of a callable that says whether the server is closing this connection."""
+
+
+def connection_closing(request: Request) -> bool:
+    """True when the server has already started closing this request's connection."""
+    check = request.scope.get(CLOSING_KEY)
+    return bool(check()) if callable(check) else False
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -158,10 +188,13 @@ def has_lone_surrogate(value: Any) -> bool:
 def parse_json(raw: bytes) -> Any:
     """Parse a JSON body; an empty body is `{}`. Anything unparseable is 400 MALFORMED_JSON.
 
+    Only a body of zero bytes is empty: whitespace alone is not a JSON text, so `" \\t"` is
+    400 like any other body that is not JSON (a client that sends it has a bug to see).
+
     Beyond the grammar, a body must be text a JSON answer can carry back: no number out of
     a double's range and no unpaired `\\ud800`-`\\udfff` escape (neither is Unicode text).
     """
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         text = raw.decode("utf-8")

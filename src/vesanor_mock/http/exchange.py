@@ -25,7 +25,7 @@ from ..domain import effects
 from ..domain.journal import Draft
 from ..domain.rules import Effects, Facts, Verdict
 from ..domain.world import World
-from ..errors import ApiError, FieldError, InternalError, ValidationFailed
+from ..errors import ApiError, ClientAborted, FieldError, InternalError, ValidationFailed
 from ..schemas import SchemaRegistry
 from .accesslog import log_entry
 from .api import Operation, Result
@@ -90,6 +90,8 @@ class Exchange:
         response: Response | None = None
         try:
             response = await self._run()
+        except ClientAborted:  # the client went away: nothing was done, nothing is answered
+            response = self._aborted()
         except Exception:  # a bug outside the runtime call: the same envelope, and recorded
             response = self._internal_error(outcome=self.draft.outcome)
         finally:
@@ -137,7 +139,7 @@ class Exchange:
             raw = await read_body(request, spec.max_body_bytes)
             self.draft.size = len(raw)
             body = require_object(parse_json(raw))
-            self.draft.request_body = raw if raw.strip() else body
+            self.draft.request_body = raw if raw else body
             self.draft.request = body
             self.registry.validate_request(op.name, body, spec.validation)
         return Admitted(tenant, dict(request.path_params), query, body)
@@ -193,6 +195,13 @@ class Exchange:
         if fault is None:
             return response
         return self._fault(fault.answer, fault)
+
+    def _aborted(self) -> Response:
+        """Journal `aborted` (never a server error) and close what is left of the connection."""
+        draft = self.draft
+        draft.outcome, draft.status, draft.error = "aborted", None, None
+        draft.request_body = draft.response_body = None
+        return DropConnection(quiet=True)
 
     def _internal_error(self, outcome: str) -> Response:
         """500 INTERNAL_ERROR for the exception being handled; the harness raises it later."""

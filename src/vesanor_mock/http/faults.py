@@ -12,6 +12,7 @@ guard raises `ConnectionDropped` instead.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -31,13 +32,18 @@ class ConnectionDropped(ConnectionError):
 
 
 class DropConnection(Response):
-    """An 'answer' that closes the connection without answering."""
+    """An 'answer' that closes the connection without answering.
 
-    def __init__(self) -> None:
+    `quiet`: the client is already gone (an aborted request); where there is no socket to
+    close, nothing is raised.
+    """
+
+    def __init__(self, quiet: bool = False) -> None:
         super().__init__(b"", status_code=200)
+        self.quiet = quiet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": DROP_MESSAGE})
+        await send({"type": DROP_MESSAGE, "quiet": self.quiet})
 
 
 def raw_response(respond: Respond, request_id: str) -> Response:
@@ -68,18 +74,35 @@ def guard(send: Send) -> Send:
     async def guarded(message: Message) -> None:
         """Pass every message on, except the drop, which closes the connection."""
         if message["type"] == DROP_MESSAGE:
-            await close_connection(send)
+            await close_connection(send, quiet=bool(message.get("quiet")))
         else:
             await send(message)
 
     return guarded
 
 
-async def close_connection(send: Send) -> None:
+def closing_check(send: Send) -> Callable[[], bool] | None:
+    """For the server's own `send`: a callable that says whether uvicorn is closing the
+    connection (its HTTP parser refused bytes after this request's body, or the peer left);
+    None under a server whose transport the mock cannot see."""
+    cycle: Any = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not hasattr(cycle, "disconnected"):
+        return None
+
+    def closing() -> bool:
+        return bool(cycle.disconnected or transport.is_closing())
+
+    return closing
+
+
+async def close_connection(send: Send, quiet: bool = False) -> None:
     """Close the server's socket for this request, before any answer is written."""
     cycle: Any = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None or not hasattr(cycle, "disconnected"):
+        if quiet:
+            return
         raise ConnectionDropped("a scenario rule dropped the connection")
     transport.close()
     loop = asyncio.get_running_loop()

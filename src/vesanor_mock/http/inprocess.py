@@ -24,7 +24,10 @@ class InProcessMock:
         self.url = BASE_URL
         # Internal errors are answered as 500s (and raised later by check()); the only
         # exception that reaches the caller is a scripted drop, as a ConnectionError.
-        self.client = TestClient(create_app(service=service), base_url=BASE_URL)
+        # The caller is this process: its control calls come from loopback (PROTOCOL §6.1).
+        self.client = TestClient(
+            create_app(service=service), base_url=BASE_URL, client=("127.0.0.1", 50000)
+        )
         self.client.__enter__()  # one event loop thread for every request, not one each
 
     def send(

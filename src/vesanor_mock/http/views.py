@@ -35,6 +35,8 @@ JOURNAL_VIEW = ("digest", "bodies")
 request and response bodies out (the dashboard and `vesanor-mock journal` ask for both)."""
 BOOLEANS = {"true": True, "false": False}
 FINDINGS_FILTERS = ("session_id", "severity")
+MAX_FILTER_DIGITS = 18
+"""The longest `status` or `since` a journal query takes (anything longer matches nothing)."""
 
 
 def mask_key(key: str) -> str:
@@ -125,8 +127,11 @@ def journal_query(query: dict[str, str]) -> tuple[dict[str, Any], dict[str, bool
     for name in ("status", "since", "limit", "tail"):
         if name in query:
             value = query[name]
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 errors.append(FieldError(f"/{name}", "expected a non-negative integer", "type"))
+            elif len(value.lstrip("0")) > MAX_FILTER_DIGITS:
+                message = f"expected an integer of at most {MAX_FILTER_DIGITS} digits"
+                errors.append(FieldError(f"/{name}", message, "maximum"))
             else:
                 filters[name] = int(value)
     if errors:
