@@ -274,6 +274,51 @@ def test_an_upstream_that_does_not_speak_http_is_a_recorded_502(tmp_path: Path) 
     assert_unavailable(response, path, "did not answer HTTP")
 
 
+def test_the_client_s_headers_go_up_and_the_upstream_s_come_back_but_not_into_the_file(
+    tmp_path: Path,
+) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+    body = b'{"agent": "refund-bot", "status": "no_plan"}'
+
+    def upstream() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            seen.append(connection.recv(65536))
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Trace: t-1\r\n"
+                b"Set-Cookie: session=cookie-secret-99\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+
+    thread = threading.Thread(target=upstream, daemon=True)
+    thread.start()
+    path = tmp_path / "headers.json"
+    try:
+        with MockServer(alternate=Recorder(f"http://127.0.0.1:{port}/base", path)) as proxy:
+            response = requests.get(
+                proxy.url + "/api/v1/governance/plan?agent=refund-bot",
+                headers={"Authorization": f"Bearer {UPSTREAM_KEY}", "X-Sdk": "node/1.2"},
+                timeout=10,
+            )
+    finally:
+        thread.join(5)
+        listener.close()
+    sent = seen[0].decode("latin-1").lower()
+    assert sent.startswith("get /base/api/v1/governance/plan?agent=refund-bot http/1.1\r\n")
+    assert f"authorization: bearer {UPSTREAM_KEY}".lower() in sent and "x-sdk: node/1.2" in sent
+    assert "accept-encoding" not in sent  # the answer comes uncompressed, as it reads
+    assert response.status_code == 200 and response.content == body
+    assert response.headers["X-Trace"] == "t-1"
+    assert response.headers["Set-Cookie"] == "session=cookie-secret-99"
+    text = path.read_text(encoding="utf-8")
+    assert "cookie-secret-99" not in text and "t-1" not in text and UPSTREAM_KEY not in text
+    assert exchanges(path)[0]["response"]["headers"] == {"content-type": "application/json"}
+
+
 # -- replay ------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Record mode (PROTOCOL §9): forward `/api/v1` to an upstream and write each exchange.
 
 The request goes to the upstream's base URL + the same path and query, with the client's
-own headers (its `Authorization` included; hop-by-hop headers and `Host` excepted), from
+own headers (its `Authorization` included; hop-by-hop headers, `Host` and `Accept-Encoding`
+excepted, so the answer is recorded as it reads), from
 a worker thread (stdlib `http.client`, off the event loop). The upstream's answer goes
 back unchanged: status, body, and its headers but the hop-by-hop ones. An upstream that
 refuses the connection, sends nothing within the timeout, or answers something that is
@@ -54,6 +55,8 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding"}
+"""The upstream answers in the identity encoding, so what is recorded is the body itself."""
 NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
 
 
@@ -144,7 +147,7 @@ class Recorder(Alternate):
         headers = [
             (name, value)
             for name, value in request.headers.items()
-            if name.lower() not in HOP_BY_HOP
+            if name.lower() not in NOT_FORWARDED
         ]
         draft.outcome = "handled"
         try:
