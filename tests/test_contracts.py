@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -153,8 +152,8 @@ def test_the_compiled_session_does_not_share_state_with_its_input() -> None:
 def test_regex_invariants_are_compiled_once_at_load() -> None:
     compiled = compile_session(invariant(path="$.email", operator="regex", value="@example\\.com$"))
     [rule] = compiled.tools["issue_refund"].invariants
-    assert isinstance(rule.pattern, re.Pattern)
-    assert rule.pattern.pattern == "@example\\.com$"
+    assert rule.pattern is not None
+    assert rule.pattern.search("me@example.com") and not rule.pattern.search("me@example.org")
 
 
 def test_an_invariant_takes_its_rule_id_from_rule_id_or_id() -> None:

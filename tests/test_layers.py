@@ -39,6 +39,7 @@ OWNERS = {
     "jsonschema": {"schemas.py"},
     "fastjsonschema": {"schemas.py"},
     "yaml": {"scenarios/loading.py"},
+    "re2": {"domain/regex.py"},
 }
 
 

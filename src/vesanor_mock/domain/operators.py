@@ -3,9 +3,9 @@
 Values compare as JSON values, not Python ones: `true` is not `1`, `1` equals `1.0`, lists
 and objects compare item by item. Numeric operators (`gte`, `lte`, `gt`, `lt`) need a
 number (never a boolean) on both sides; anything else fails (fail closed). `regex` is a
-search anywhere in a string; `min_length`/`max_length` apply to strings and lists. A path
-that is not found fails every operator except `exists: false` and `not_equals` (an absent
-value equals nothing).
+search anywhere in a string, run by a linear-time engine (see regex.py);
+`min_length`/`max_length` apply to strings and lists. A path that is not found fails
+every operator except `exists: false` and `not_equals` (an absent value equals nothing).
 
 The checks are compiled here once (paths parsed, regexes compiled); each problem goes to an
 `ErrorLog` at its JSON Pointer, with keyword `invariant` or `precondition` (or `type`).
@@ -13,7 +13,6 @@ The checks are compiled here once (paths parsed, regexes compiled); each problem
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from .jsonpath import (
     read_items,
     resolve_segments,
 )
+from .regex import Pattern, RegexRefused, compile_regex
 
 INVARIANT_OPERATORS: tuple[str, ...] = (
     "equals",
@@ -84,14 +84,14 @@ def operand_problem(operator: str, value: Any) -> str | None:
         if not isinstance(value, str):
             return "regex takes a string"
         try:
-            re.compile(value)
-        except re.error as exc:
+            compile_regex(value)
+        except RegexRefused as exc:
             return f"regex does not compile: {exc}"
     return None
 
 
 def holds(
-    operator: str, found: bool, actual: Any, expected: Any, pattern: re.Pattern[str] | None = None
+    operator: str, found: bool, actual: Any, expected: Any, pattern: Pattern | None = None
 ) -> bool:
     """Whether the value at a path (found, actual) satisfies `operator expected`."""
     if operator == "exists":
@@ -107,7 +107,7 @@ def holds(
     if operator == "one_of":
         return isinstance(expected, list) and any(json_equal(actual, v) for v in expected)
     if operator == "regex":
-        regex = pattern if pattern is not None else re.compile(str(expected))
+        regex = pattern if pattern is not None else compile_regex(str(expected))
         return isinstance(actual, str) and regex.search(actual) is not None
     if operator in _LENGTH and isinstance(actual, str | list):
         size, bound = len(actual), int(expected)
@@ -168,13 +168,13 @@ class Invariant:
     value: Any
     rule_id: str | None = None
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
-    pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    pattern: Pattern | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.segments and self.path != "$":
             object.__setattr__(self, "segments", parse_path(self.path))
         if self.operator == "regex" and self.pattern is None:
-            object.__setattr__(self, "pattern", re.compile(str(self.value)))
+            object.__setattr__(self, "pattern", compile_regex(str(self.value)))
 
     def evaluate(self, data: Any) -> tuple[bool, bool, Any]:
         """(holds, found, actual) for this invariant against `data` (the arguments)."""
@@ -225,7 +225,7 @@ def _invariant(item: Any, at: str, log: ErrorLog) -> Invariant | None:
         log.add(at + pointer(id_key), "a rule id must be a string", "invariant")
     if len(log) > mark:
         return None
-    pattern = re.compile(str(value)) if operator == "regex" else None
+    pattern = compile_regex(str(value)) if operator == "regex" else None
     return Invariant(str(item["path"]), str(operator), value, rule_id, segments, pattern)
 
 
