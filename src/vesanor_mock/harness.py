@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import ExpectationFailed, MockClient, Transport, format_report
+from .client import ExpectationFailed, MockClient, Transport, format_findings, format_report
 from .domain.expect import verify
 from .domain.world import DEFAULT_API_KEY
 from .http.app import MockService
@@ -107,20 +107,33 @@ class MockHandle:
         if found:
             raise ServerErrors("vesanor-mock had internal errors:\n" + "\n".join(found))
 
-    def finish(self) -> None:
-        """After a test: raise internal errors, then unmet expectations of the scenario."""
+    def findings(self) -> list[dict[str, Any]]:
+        """The client checks of this test so far (docs/checks.md), read directly."""
+        world = self.service.world
+        found = world.checker.findings(pending_status=world.pending_status)
+        return [finding.to_dict() for finding in found]
+
+    def finish(self, findings: bool = True) -> list[dict[str, Any]]:
+        """After a test: raise internal errors, then unmet expectations of the scenario, then
+        error findings (unless `findings` is False); answer the findings (warnings only)."""
         __tracebackhide__ = True  # pytest shows the test, not this frame
         self.check()
         expect = self.service.spec.expect
-        if not expect:
-            return
         entries = self.service.world.journal.entries()
-        failures = verify(expect, entries)
+        failures = verify(expect, entries) if expect else []
         if failures:
             name = self.scenario.name if self.scenario else None
             report = format_report(len(expect), failures, [e.to_dict() for e in entries])
             heading = f"scenario {name!r}: expectations not met after the test"
             raise ExpectationFailed(f"{heading}\n{report}")
+        if not findings:
+            return []
+        found = self.findings()
+        if any(f["severity"] == "error" for f in found):
+            journal = [e.to_dict() for e in entries]
+            heading = "the client misused the protocol during the test"
+            raise ExpectationFailed("\n".join([heading, *format_findings(found, journal)]))
+        return found
 
 
 class InProcessHandle(MockHandle):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -34,9 +34,55 @@ PLUGIN_OPTIONS = {
     "replay": "answer /api/v1 from this recording (docs/record-replay.md)",
 }
 MARKER = "vesanor_scenario"
+FINDINGS_MARKER = "vesanor_findings"
 HANDLES = pytest.StashKey[list["MockHandle"]]()
 SERVER_HANDLE = pytest.StashKey["MockHandle"]()
+RUN = pytest.StashKey["RunChecks"]()
 H = TypeVar("H", bound="MockHandle")
+CHECK_OPTIONS = {
+    "findings": (
+        "VESANOR_MOCK_FINDINGS",
+        "client checks after each test: on (an error finding fails it) or off (default on)",
+    ),
+    "coverage": (
+        "VESANOR_MOCK_COVERAGE",
+        "write the run's coverage to PATH (JSON) and PATH.html",
+    ),
+    "coverage_min": (
+        "VESANOR_MOCK_COVERAGE_MIN",
+        "fail the run when coverage is below PERCENT",
+    ),
+}
+WORKER_OUTPUT = "vesanor_mock"
+
+
+class RunChecks:
+    """What the run gathers: findings by rule, and each mock service used (for coverage)."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, dict[str, int]] = {}  # rule -> {"severity", "count"}
+        self.services: list[Any] = []
+        self.seen: list[dict[str, int]] = []  # coverage counts from xdist workers
+
+    def count(self, findings: list[dict[str, Any]]) -> None:
+        for finding in findings:
+            entry = self.rules.setdefault(finding["rule"], {"error": 0, "warning": 0})
+            entry[finding["severity"]] += 1
+
+    def add_rules(self, rules: dict[str, dict[str, int]]) -> None:
+        for rule, counts in rules.items():
+            entry = self.rules.setdefault(rule, {"error": 0, "warning": 0})
+            for severity, n in counts.items():
+                entry[severity] = entry.get(severity, 0) + int(n)
+
+    def use(self, service: Any) -> None:
+        if all(known is not service for known in self.services):
+            self.services.append(service)
+
+    def coverage_seen(self) -> dict[str, int]:
+        from .coverage_report import merge
+
+        return merge([*(s.coverage.seen() for s in self.services), *self.seen])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,15 +98,81 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"{text} [{env}; ini vesanor_mock_{name}]",
         )
         parser.addini("vesanor_mock_" + name, f"{text} [{env}]", default=None)
+    group.addoption(
+        "--vesanor-mock-findings",
+        dest="vesanor_mock_findings",
+        choices=("on", "off"),
+        default=None,
+        help=f"{CHECK_OPTIONS['findings'][1]} [VESANOR_MOCK_FINDINGS; ini vesanor_mock_findings]",
+    )
+    group.addoption(
+        "--vesanor-mock-coverage",
+        dest="vesanor_mock_coverage",
+        metavar="PATH",
+        default=None,
+        help=f"{CHECK_OPTIONS['coverage'][1]} [VESANOR_MOCK_COVERAGE; ini vesanor_mock_coverage]",
+    )
+    group.addoption(
+        "--vesanor-mock-coverage-min",
+        dest="vesanor_mock_coverage_min",
+        metavar="PERCENT",
+        type=float,
+        default=None,
+        help=f"{CHECK_OPTIONS['coverage_min'][1]} "
+        "[VESANOR_MOCK_COVERAGE_MIN; ini vesanor_mock_coverage_min]",
+    )
+    for name, (env, text) in CHECK_OPTIONS.items():
+        parser.addini("vesanor_mock_" + name, f"{text} [{env}]", default=None)
+
+
+def check_value(config: pytest.Config, name: str) -> str | None:
+    """A client-check option: command line > `VESANOR_MOCK_*` > ini (None when unset)."""
+    given = config.getoption("vesanor_mock_" + name)
+    if given is not None:
+        return str(given)
+    env = os.environ.get(CHECK_OPTIONS[name][0])
+    if env:
+        return env
+    ini = config.getini("vesanor_mock_" + name)
+    return str(ini) if ini else None
+
+
+def _findings_on(config: pytest.Config) -> bool:
+    value = (check_value(config, "findings") or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise pytest.UsageError(f"vesanor-mock: findings must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
+def _coverage_min(config: pytest.Config) -> float | None:
+    value = check_value(config, "coverage_min")
+    if value is None:
+        return None
+    try:
+        minimum = float(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"vesanor-mock: coverage minimum must be a percentage, not {value!r}"
+        ) from None
+    if not 0 <= minimum <= 100:
+        raise pytest.UsageError(f"vesanor-mock: coverage minimum {value} is not in 0..100")
+    return minimum
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker."""
+    """Register the markers; check the client-check options."""
     config.addinivalue_line(
         "markers",
         f"{MARKER}(name_or_path): load this scenario for the test (a bundled name like "
         "'forced-block', a name in the scenario folder, or a path)",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{FINDINGS_MARKER}(False): no client checks after this test (see docs/checks.md)",
+    )
+    _findings_on(config)
+    _coverage_min(config)
+    config.stash[RUN] = RunChecks()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -76,9 +188,95 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             if errors:
                 item.add_report_section("call", "vesanor-mock errors", "\n".join(errors))
         raise
+    marker = item.get_closest_marker(FINDINGS_MARKER)
+    enabled = _findings_on(item.config) and not (marker and marker.args and not marker.args[0])
+    run = item.config.stash.get(RUN, None)
     for handle in handles:
-        handle.finish()
+        if run is not None and enabled:
+            run.count(handle.findings())
+        warnings = handle.finish(findings=enabled)
+        if warnings:
+            from .client import format_findings
+
+            text = "\n".join(format_findings(warnings, handle.journal()))
+            item.add_report_section("call", "vesanor-mock findings", text)
     return result
+
+
+def _coverage_report(run: RunChecks) -> dict[str, Any]:
+    from .catalogue import catalogue
+    from .domain.coverage import report
+
+    return report(catalogue(), run.coverage_seen())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Send a worker's findings and coverage to the controller; else write and gate coverage."""
+    config = session.config
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput[WORKER_OUTPUT] = {"rules": run.rules, "seen": run.coverage_seen()}
+        return
+    if not run.services and not run.seen:
+        return
+    report = _coverage_report(run)
+    path = check_value(config, "coverage")
+    if path:
+        import json
+
+        from .coverage_report import html_page
+
+        target = Path(path)
+        target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        Path(f"{path}.html").write_text(html_page(report), encoding="utf-8")
+    from .coverage_report import below
+
+    if below(report, _coverage_min(config)) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: merge a finished worker's findings and coverage."""
+    run = node.config.stash.get(RUN, None)
+    output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+    if run is None or not output:
+        return
+    run.add_rules(output["rules"])
+    run.seen.append(output["seen"])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Findings by rule, and coverage with the most important missing situations."""
+    run = config.stash.get(RUN, None)
+    if run is None or hasattr(config, "workeroutput") or (not run.services and not run.seen):
+        return
+    from .coverage_report import below, summary_lines
+
+    write = terminalreporter.write_line
+    terminalreporter.section("vesanor-mock")
+    if run.rules:
+        write("findings by rule:")
+        for rule, counts in sorted(run.rules.items()):
+            said = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n)
+            write(f"  {rule}: {said}")
+    else:
+        write("findings: none")
+    report = _coverage_report(run)
+    for line in summary_lines(report):
+        write(line)
+    path = check_value(config, "coverage")
+    if path:
+        write(f"coverage written to {path} and {path}.html")
+    failed = below(report, _coverage_min(config))
+    if failed:
+        write(failed, red=True)
 
 
 def plugin_values(config: pytest.Config, env: dict[str, str]) -> dict[str, object]:
@@ -165,6 +363,9 @@ def _use(handle: H, request: pytest.FixtureRequest) -> Iterator[H]:
     """Reset (or load the marker's scenario), watch the test, then check the server."""
     marker = request.node.get_closest_marker(MARKER)
     handle.begin(marker.args[0] if marker and marker.args else None)
+    run = request.config.stash.get(RUN, None)
+    if run is not None:
+        run.use(handle.service)
     request.node.stash.setdefault(HANDLES, []).append(handle)
     yield handle
     request.node.stash[HANDLES].remove(handle)
