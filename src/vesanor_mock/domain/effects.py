@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..clock import Clock
-from ..errors import Conflict, NotFound
+from ..clock import MAX_EPOCH_S, Clock, ClockRangeError
+from ..errors import Conflict, LimitExceeded, NotFound
 from .rules import SESSION_PATH_ENDPOINTS, Facts, Verdict
 from .runtime import Runtime
 from .sessionops import stale
@@ -73,7 +73,10 @@ def apply_before(runtime: Runtime, clock: Clock, facts: Facts, verdict: Verdict)
     then answers 404 as usual.
     """
     if verdict.advance_clock_s:
-        clock.advance(verdict.advance_clock_s)
+        try:
+            clock.advance(verdict.advance_clock_s)
+        except ClockRangeError as exc:
+            raise LimitExceeded("clock", MAX_EPOCH_S, f"a rule's advance_clock_s: {exc}") from None
     target = _session_target(facts)
     if target is None:
         return

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import Conflict, Unprocessable
+from ..errors import Conflict, FieldError, Unprocessable, ValidationFailed
 from .models import Handoff, Killed, Session, Workflow
 from .sessionops import Context, ensure_fence, ensure_writable, kill
 from .workflows import ensure_active, find_handoff
@@ -42,6 +42,12 @@ def offer(
     _ensure_unclaimed(workflow, claims)
     now = ctx.now()
     ttl = body.get("ttl_s")
+    if ttl is not None and ttl > ctx.seconds_left():
+        message = (
+            f"ttl_s {ttl:g} would end after 9999-12-31T23:59:59.999Z, the last instant of "
+            f"the clock ({ctx.seconds_left():.3f} s from now)"
+        )
+        raise ValidationFailed([FieldError("/ttl_s", message, "maximum")])
     handoff = Handoff(
         handoff_id=ctx.ids.new("hof"),
         workflow_id=workflow.workflow_id,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from ..clock import Clock, format_timestamp, parse_timestamp
+from ..clock import Clock, format_timestamp, later, parse_timestamp, seconds_left
 from ..errors import Conflict, NotFound
 from ..ids import IdFactory
 from .models import Killed, Label, Lease, Session
@@ -35,8 +34,12 @@ class Context:
         return self.clock.now_iso()
 
     def later(self, seconds: float) -> str:
-        """The virtual time `seconds` from now, as RFC 3339."""
-        return format_timestamp(self.clock.now() + timedelta(seconds=seconds))
+        """The virtual time `seconds` from now, as RFC 3339 (at most the clock's last instant)."""
+        return format_timestamp(later(self.clock.now(), seconds))
+
+    def seconds_left(self) -> float:
+        """How many seconds the clock can still move before its last instant (§8)."""
+        return seconds_left(self.clock.now())
 
     def has_passed(self, timestamp: str | None) -> bool:
         """True when a timestamp is set and the clock has reached it."""

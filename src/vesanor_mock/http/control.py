@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..clock import ClockRangeError
 from ..config import is_loopback
 from ..domain.expect import verify
 from ..errors import (
@@ -382,7 +383,10 @@ async def clock_advance(service: MockService, request: Request) -> Result:
     body = await _json_body(request)
     _validated(service, "control/clock_advance_request", body)
     assert body is not None
-    service.world.clock.advance(float(body["seconds"]))
+    try:
+        service.world.clock.advance(float(body["seconds"]))
+    except ClockRangeError as exc:
+        raise ValidationFailed([FieldError("/seconds", str(exc), "maximum")]) from None
     now = service.world.clock.now_iso()
     log_control("clock", f"advanced {body['seconds']} s to {now}", seconds=body["seconds"])
     service.changed()

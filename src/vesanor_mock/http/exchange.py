@@ -111,7 +111,10 @@ class Exchange:
         self.draft.session_id, self.draft.tools = facts.session_id, facts.tools
         verdict = world.rules.fire(facts)
         self.draft.rules_fired = tuple(verdict.ids)
-        effects.apply_before(world.runtime, world.clock, facts, verdict)
+        try:
+            effects.apply_before(world.runtime, world.clock, facts, verdict)
+        except ApiError as error:  # a rule's effect over a limit (the clock's end): refused
+            return self._error(error, outcome="raw")
         if verdict.delay_ms:
             await asyncio.sleep(verdict.delay_ms / 1000)
         early = verdict.answer

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..clock import parse_timestamp
+from ..clock import ClockRangeError, parse_timestamp, seconds_left
 from ..domain.contracts import CompiledSession, compile_session
 from ..domain.expect import Expectation, build_expectation, expectation_problems
 from ..domain.rulecheck import rule_problems
@@ -69,6 +69,8 @@ class SpecBuilder:
         clock = doc.get("clock", {})
         if "start" in clock:
             self._check_timestamp(clock["start"])
+        runtime_options = _options(base.options, options)
+        self._check_time_left(clock.get("start", base.clock_start), runtime_options, doc)
         api_keys = self._tenants(doc["tenants"]) if "tenants" in doc else dict(base.api_keys)
         tenants = list(dict.fromkeys(api_keys.values()))
         plans = self._plans(doc["plans"], tenants) if "plans" in doc else base.plans
@@ -79,7 +81,7 @@ class SpecBuilder:
             seed=int(doc.get("seed", base.seed)),
             clock_start=clock.get("start", base.clock_start),
             clock_mode=clock.get("mode", base.clock_mode),
-            options=_options(base.options, options),
+            options=runtime_options,
             validation=options.get("validation", base.validation),
             max_body_bytes=int(options.get("max_body_bytes", base.max_body_bytes)),
             journal_limit=int(options.get("journal_limit", base.journal_limit)),
@@ -93,8 +95,37 @@ class SpecBuilder:
     def _check_timestamp(self, text: str) -> None:
         try:
             parse_timestamp(text)
+        except ClockRangeError as exc:
+            self.problem("/clock/start", str(exc))
         except ValueError as exc:
             self.problem("/clock/start", f"not a valid RFC 3339 timestamp: {exc}")
+
+    def _check_time_left(self, start: str, options: Options, doc: Mapping[str, Any]) -> None:
+        """Every TTL and rule clock advance must fit before the clock's last instant (§8)."""
+        try:
+            left = seconds_left(parse_timestamp(start))
+        except ValueError:
+            return  # reported at /clock/start
+        given = doc.get("options", {})
+        end = "9999-12-31T23:59:59.999Z"
+        for name in ("prepared_ttl_s", "lease_ttl_s"):
+            ttl = getattr(options, name)
+            if ttl is not None and ttl > left:
+                at = f"/options/{name}" if name in given else "/clock/start"
+                self.problem(
+                    at,
+                    f"{name} {ttl:g} s from clock.start {start} ends after {end}, the clock's "
+                    f"last instant ({left:.3f} s are left)",
+                )
+        for i, rule in enumerate(doc.get("rules", [])):
+            then = rule.get("then") if isinstance(rule, Mapping) else None
+            step = then.get("advance_clock_s") if isinstance(then, Mapping) else None
+            if isinstance(step, int | float) and step > left:
+                self.problem(
+                    f"/rules/{i}/then/advance_clock_s",
+                    f"advance_clock_s {step:g} would take the clock past {end} "
+                    f"({left:.3f} s are left from clock.start {start})",
+                )
 
     def _tenants(self, items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         keys: dict[str, str] = {}
