@@ -3,7 +3,9 @@ gives exactly its finding; the correct behaviour next to it gives none."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -522,3 +524,61 @@ def test_cli_verify_fails_on_an_error_finding_unless_told_not_to_check(
     out = capsys.readouterr().out
     assert "error write-after-kill (§3.9)" in out and "0 expectation(s) checked, 0 failed" in out
     assert cli.main(["verify", "--no-findings", "--url", server.url], env={}) == cli.EXIT_OK
+
+
+def test_cli_coverage_prints_writes_and_gates(
+    api: Api, server: MockServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    MockClient(server.url).clear_coverage()
+    start(api)
+    page = tmp_path / "cov.html"
+    url = ["--url", server.url]
+    assert cli.main(["coverage", *url, "--html", str(page)], env={}) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("vesanor-mock coverage: 1/") and "most important missing" in out
+    assert "✓ seen ×1" in page.read_text(encoding="utf-8")
+    assert cli.main(["coverage", *url, "--min", "50"], env={}) == cli.EXIT_FAILED
+    assert "below the minimum of 50%" in capsys.readouterr().err
+    assert cli.main(["coverage", *url, "--json"], env={}) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["covered"] == 1
+
+
+def test_cli_check_computes_findings_and_coverage_from_a_saved_journal(
+    api: Api, ctl: Control, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start(api)
+    kill = api.kill("s-1")
+    write = api.preflight("s-1", fence_token=1)
+    saved = tmp_path / "journal.json"
+    saved.write_text(json.dumps({"entries": ctl.journal()}), encoding="utf-8")
+    assert cli.main(["check", str(saved)], env={}) == cli.EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "error write-after-kill (§3.9)" in out and "vesanor-mock coverage: " in out
+    assert cli.main(["check", str(saved), "--json"], env={}) == cli.EXIT_FAILED
+    answer = json.loads(capsys.readouterr().out)
+    assert [(f["rule"], f["request_ids"]) for f in answer["findings"]] == [
+        ("write-after-kill", [rid(kill), rid(write)])
+    ]
+    assert answer["findings"] == found(ctl)
+    lines = tmp_path / "journal.jsonl"
+    lines.write_text("\n".join(json.dumps(e) for e in ctl.journal()), encoding="utf-8")
+    assert cli.main(["check", str(lines)], env={}) == cli.EXIT_FAILED
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("scenario: x-export\nseed: 1\n", "scenario export (vesanor-mock export)"),
+        ('{"scenario": {}, "source": null}', "scenario export (vesanor-mock export)"),
+        ('{"entries": [{"seq": "one"}]}', "not a journal entry at /entries/0"),
+        ("[1, 2", "not JSON"),
+        ('{"nothing": 1}', "expected a journal"),
+    ],
+)
+def test_cli_check_refuses_a_file_that_is_not_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, said: str
+) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(content, encoding="utf-8")
+    assert cli.main(["check", str(path)], env={}) == cli.EXIT_USAGE
+    assert said in capsys.readouterr().err

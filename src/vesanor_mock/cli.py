@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, checks_cli
 from .client import ControlError, MockClient, format_findings
 from .config import OPTIONS, is_loopback, resolve, settings_from
 from .data import doc_topics
@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument(
         "--json", action="store_true", help="one JSON object per line (the entry and its digest)"
     )
-    for command in (verify, export, journal):
+    coverage, _ = checks_cli.add_parsers(commands)
+    for command in (verify, export, journal, coverage):
         _flag(command, "url")
         _flag(command, "control_token")
     commands.add_parser("openapi", help="print the OpenAPI 3.1 document of /api/v1")
@@ -183,6 +184,8 @@ DOC_TOPIC = {
     "docs": "cli",
     "record": "record-replay",
     "drift": "record-replay",
+    "coverage": "checks",
+    "check": "checks",
 }
 """The documentation page of each subcommand that is not described in `cli`."""
 
@@ -208,6 +211,8 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         "docs": docs,
         "record": record,
         "drift": drift,
+        "coverage": lambda args, env: checks_cli.coverage_command(args, _client(args, env)),
+        "check": lambda args, env: checks_cli.check_command(args),
     }
     try:
         return commands[args.command](args, os.environ if env is None else env)
