@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck check bench bench-smoke clean
+.PHONY: serve test lint typecheck check bench bench-smoke mutation mutation-smoke clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench .ci
+	$(BIN)/ruff format --check src tests bench .ci
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,6 +37,13 @@ check: lint typecheck test
 
 bench-smoke: $(STAMP)
 	$(BIN)/python bench/run.py --smoke
+
+# Mutation testing of the domain (minutes to an hour: not in CI); see docs/reliability.md.
+mutation: $(STAMP)
+	$(BIN)/python .ci/mutation.py $(MUTATION_ARGS)
+
+mutation-smoke: $(STAMP)
+	$(BIN)/python .ci/mutation.py --smoke
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
