@@ -68,6 +68,7 @@ SERVE_OPTIONS = (
     "log_format",
     "http_stack",
     "replay",
+    "limits",
 )
 RECORD_OPTIONS = ("upstream", "host", "port", "seed", "control_token", "log_format")
 Env = Mapping[str, str]

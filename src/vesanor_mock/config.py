@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .domain.sessionops import LIMIT_OPTIONS
 from .domain.world import DEFAULT_API_KEY, DEFAULT_TENANT, PlanSeed
 from .errors import ConfigError
 from .recording.urls import parse_upstream
@@ -43,6 +44,8 @@ class Settings:
     log_format: str = "text"
     http_stack: str = "auto"
     replay: str | None = None
+    limits: dict[str, int] = field(default_factory=dict)
+    """Caps on resident state (PROTOCOL §8) over their defaults; a scenario's options win."""
 
     def __post_init__(self) -> None:
         if self.validation not in VALIDATION_MODES:
@@ -57,6 +60,30 @@ class Settings:
             raise ValueError(f"http_stack must be one of {HTTP_STACKS}, not {self.http_stack!r}")
         if self.control_token is not None and self.control_token in self.api_keys:
             raise ConfigError("the control token must differ from every API key")
+        for name, value in self.limits.items():
+            if name not in SETTABLE_LIMITS or value < 1:
+                raise ConfigError(f"limits: {name}={value} is not a limit ({_limit_names()})")
+
+
+SETTABLE_LIMITS = (*LIMIT_OPTIONS, "max_delay_ms")
+
+
+def _limit_names() -> str:
+    return "one of " + ", ".join(SETTABLE_LIMITS) + ", each a positive integer"
+
+
+def parse_limits(text: str) -> dict[str, int]:
+    """`max_sessions_per_tenant=100,max_labels_per_session=50`: caps by name."""
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in SETTABLE_LIMITS or not value.strip().isdigit():
+            raise ValueError(f"expected NAME=N pairs, {_limit_names()}; got {item!r}")
+        limits[name] = int(value)
+        if limits[name] < 1:
+            raise ValueError(f"{name} must be at least 1")
+    return limits
 
 
 def parse_port(text: str) -> int:
@@ -170,6 +197,12 @@ OPTIONS: dict[str, Option] = {
             "http_stack",
             choice(*HTTP_STACKS),
             "auto (default: httptools and uvloop when installed) or pure (asyncio and h11)",
+        ),
+        Option(
+            "limits",
+            parse_limits,
+            "caps on resident state, e.g. max_sessions_per_tenant=100,max_labels_per_session=50 "
+            "(docs/reliability.md)",
         ),
         Option("reload", parse_bool, "reload the scenario file when it changes (default on)"),
         Option("url", parse_text, "base URL of a running mock (default http://127.0.0.1:8080)"),

@@ -17,6 +17,7 @@ from .sessionops import (
     ensure_fence,
     ensure_state_version,
     ensure_writable,
+    over_limit,
     stale,
     touch,
     trip_breaker,
@@ -193,6 +194,13 @@ def propose(
     ensure_fence(ctx, session, body["fence_token"])
     prepared = _take_prepared(ctx, session, body["prepared_request_id"])
     _check_unique_ids(tool_calls)
+    over_limit(
+        "max_pending_calls_per_session",
+        ctx.options.max_pending_calls_per_session,
+        len(session.unresolved),
+        len(tool_calls),
+        f"session {session.session_id!r} holds its most pending calls",
+    )
     prepared.consumed = True
     cost = (body.get("usage") or {}).get("cost_usd")
     if cost:

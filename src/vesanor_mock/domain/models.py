@@ -310,3 +310,5 @@ class Session:
     receipts: dict[str, Receipt] = field(default_factory=dict)  # by pending_call_id
     prepared: dict[str, Any] = field(default_factory=dict)  # cycle.Prepared by id
     preflight_answers: dict[str, tuple[JSON, JSON]] = field(default_factory=dict)
+    user_labels: int = 0  # labels added through the API, against max_labels_per_session
+    label_bytes: int = 0  # their JSON size, against max_label_bytes_per_session

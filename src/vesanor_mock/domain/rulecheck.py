@@ -117,9 +117,26 @@ def _header_problems(then: Mapping[str, Any]) -> list[Problem]:
         ("/then/respond", then.get("respond")),
         ("/then/after_commit/respond", late.get("respond")),
     ):
-        for name in (respond or {}).get("headers") or {}:
+        for name, value in ((respond or {}).get("headers") or {}).items():
             if name.lower() in SERVER_HEADERS:
                 problems.append(
                     (f"{where}/headers/{name}", f"{name} is set by the server, not by a rule")
                 )
+            elif isinstance(value, str) and (bad := _bad_header_char(value)) is not None:
+                problems.append(
+                    (
+                        f"{where}/headers/{name}",
+                        f"a header value holds {bad!r}: only printable Latin-1 text and tabs "
+                        "can be sent in an HTTP header",
+                    )
+                )
     return problems
+
+
+def _bad_header_char(value: str) -> str | None:
+    """The first character of `value` an HTTP header cannot carry, if any."""
+    for char in value:
+        code = ord(char)
+        if not (char == "\t" or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xFF):
+            return char
+    return None

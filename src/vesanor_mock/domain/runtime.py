@@ -18,6 +18,8 @@ from .sessionops import (
     ensure_not_killed,
     ensure_writable,
     kill,
+    label_bytes,
+    over_limit,
     session_not_found,
     touch,
 )
@@ -37,6 +39,7 @@ class Runtime:
         self.plans: dict[tuple[str, str, str], Plan] = {}
         self._compiled: dict[str, contracts.CompiledSession] = {}
         self.workflows: workflows.Workflows = {}
+        self._sessions_of: dict[str, int] = {}  # sessions per tenant, for the cap
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -132,9 +135,26 @@ class Runtime:
             session_id = body.get("session_id")
             if session_id is not None and (tenant, session_id) in self.sessions:
                 return 200, self._join(self.sessions[(tenant, session_id)], body)
+            options = self.ctx.options
+            over_limit(
+                "max_sessions_per_tenant",
+                options.max_sessions_per_tenant,
+                self._sessions_of.get(tenant, 0),
+                1,
+                f"tenant {tenant!r} holds its most sessions",
+            )
             admission = workflows.check_admission(
                 self.ctx, self.workflows, tenant, body.get("workflow")
             )
+            if (body.get("workflow") or {}).get("type") == "root":
+                held = sum(1 for owner, _ in self.workflows if owner == tenant)
+                over_limit(
+                    "max_workflows_per_tenant",
+                    options.max_workflows_per_tenant,
+                    held,
+                    1,
+                    f"tenant {tenant!r} holds its most workflows",
+                )
             contract, source = self._resolve_contract(
                 tenant, body, workflows.role_contract(admission)
             )
@@ -142,6 +162,7 @@ class Runtime:
             if admission is not None:
                 workflows.admit(self.ctx, self.workflows, tenant, admission, session)
             self.sessions[(tenant, session.session_id)] = session
+            self._sessions_of[tenant] = self._sessions_of.get(tenant, 0) + 1
             return 201, {"session": session_view(session), "lease": session.lease.to_dict()}
 
     def _join(self, session: Session, body: dict[str, Any]) -> Answer:
@@ -243,6 +264,7 @@ class Runtime:
         with self.lock:
             session = self._new_session(tenant, body, contract, source)
             self.sessions[(tenant, session.session_id)] = session
+            self._sessions_of[tenant] = self._sessions_of.get(tenant, 0) + 1
             return session
 
     def get_session(self, tenant: str, session_id: str, include_pending: bool = False) -> Answer:
@@ -284,9 +306,27 @@ class Runtime:
         """§3.6: append a label; allowed on killed and compromised sessions."""
         with self.lock:
             session = self.session(tenant, session_id)
+            options = self.ctx.options
+            over_limit(
+                "max_labels_per_session",
+                options.max_labels_per_session,
+                session.user_labels,
+                1,
+                f"session {session_id!r} holds its most labels",
+            )
+            size = label_bytes(body)
+            over_limit(
+                "max_label_bytes_per_session",
+                options.max_label_bytes_per_session,
+                session.label_bytes,
+                size,
+                f"session {session_id!r} holds its most label bytes",
+            )
             label = add_label(
                 self.ctx, session, body["key"], body.get("value"), dict(body.get("metadata") or {})
             )
+            session.user_labels += 1
+            session.label_bytes += size
             return {"label": label.to_dict()}
 
     def set_tool_filter(self, tenant: str, session_id: str, body: dict[str, Any]) -> Answer:

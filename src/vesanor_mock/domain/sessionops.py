@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import Clock, format_timestamp, later, parse_timestamp, seconds_left
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, LimitExceeded, NotFound
 from ..ids import IdFactory
 from .models import Killed, Label, Lease, Session
 
@@ -19,6 +20,41 @@ class Options:
     lease_ttl_s: float | None = None
     require_receipts_before_preflight: bool = True
     fail_closed_without_plan: bool = True
+    max_delay_ms: int = 600_000
+    """The most scripted delay one request may get, summed over every rule (PROTOCOL §8)."""
+    max_sessions_per_tenant: int = 10_000
+    max_workflows_per_tenant: int = 1_000
+    max_labels_per_session: int = 1_000
+    max_label_bytes_per_session: int = 8 * 1024 * 1024
+    max_pending_calls_per_session: int = 1_000
+
+
+LIMIT_OPTIONS = (
+    "max_sessions_per_tenant",
+    "max_workflows_per_tenant",
+    "max_labels_per_session",
+    "max_label_bytes_per_session",
+    "max_pending_calls_per_session",
+)
+"""The caps on resident state (PROTOCOL §8): scenario `options` keys and `serve --limits`."""
+
+
+def label_bytes(body: dict[str, Any]) -> int:
+    """What a label costs against max_label_bytes_per_session: its key, value and metadata
+    as compact UTF-8 JSON."""
+    held = [body.get("key"), body.get("value"), body.get("metadata")]
+    return len(json.dumps(held, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def over_limit(name: str, maximum: int, have: int, adding: int, what: str) -> None:
+    """422 MOCK_LIMIT_EXCEEDED, before anything changes, when `have + adding` passes a cap."""
+    if have + adding > maximum:
+        raise LimitExceeded(
+            name,
+            maximum,
+            f"{what}: {have} held, {adding} more would pass {name} = {maximum} (a mock limit; "
+            "raise it with the scenario option or serve --limits)",
+        )
 
 
 @dataclass

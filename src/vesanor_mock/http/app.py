@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from ..domain.coverage import Coverage
 from ..domain.journal import Draft
+from ..domain.sessionops import Options
 from ..domain.world import World, WorldSpec, compile_plans
 from ..errors import (
     ApiError,
@@ -68,6 +71,7 @@ class MockService:
             plans=compile_plans(settings.plans),
             validation=settings.validation,
             max_body_bytes=settings.max_body_bytes,
+            options=dataclasses.replace(Options(), **dict[str, Any](settings.limits)),
         )
         self.scenario: Scenario | None = None
         self.spec = self.base

@@ -115,8 +115,9 @@ class Exchange:
             effects.apply_before(world.runtime, world.clock, facts, verdict)
         except ApiError as error:  # a rule's effect over a limit (the clock's end): refused
             return self._error(error, outcome="raw")
-        if verdict.delay_ms:
-            await asyncio.sleep(verdict.delay_ms / 1000)
+        delay = min(verdict.delay_ms, world.spec.options.max_delay_ms)
+        if delay:
+            await asyncio.sleep(delay / 1000)
         early = verdict.answer
         if early is not None:
             return self._early(early, facts)
@@ -191,7 +192,10 @@ class Exchange:
         """The request was handled and committed; now its answer is delayed, replaced or lost."""
         effects.apply_after_commit(self.world.runtime, facts, verdict)
         late = verdict.after_commit
-        delay = sum(a.delay_ms for a in late)
+        budget = self.world.spec.options.max_delay_ms - min(
+            verdict.delay_ms, self.world.spec.options.max_delay_ms
+        )  # the cap is for the whole request, before and after commit
+        delay = min(sum(a.delay_ms for a in late), budget)
         if delay:
             await asyncio.sleep(delay / 1000)
         fault = next((a for a in late if a.answer is not None), None)

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from ..domain.journal import Entry
+from ..domain.sessionops import LIMIT_OPTIONS
 from ..domain.world import DEFAULT_API_KEY, SessionSeed, World, WorldSpec
 
 STAND_IN = "vsk_test_export_{}"
@@ -88,6 +89,8 @@ def _world(spec: WorldSpec, keys: dict[str, str]) -> dict[str, Any]:
             "lease_ttl_s": options.lease_ttl_s,
             "require_receipts_before_preflight": options.require_receipts_before_preflight,
             "fail_closed_without_plan": options.fail_closed_without_plan,
+            "max_delay_ms": options.max_delay_ms,
+            **{name: getattr(options, name) for name in LIMIT_OPTIONS},
             "max_body_bytes": spec.max_body_bytes,
             "journal_limit": spec.journal_limit,
         },

@@ -18,7 +18,7 @@ from ..domain.contracts import CompiledSession, compile_session
 from ..domain.expect import Expectation, build_expectation, expectation_problems
 from ..domain.rulecheck import rule_problems
 from ..domain.rules import Rule, build_rule, rule_id
-from ..domain.sessionops import Options
+from ..domain.sessionops import LIMIT_OPTIONS, Options
 from ..domain.world import PlanSeed, SessionSeed, WorldSpec
 from ..errors import CompileError
 
@@ -28,6 +28,8 @@ OPTION_FIELDS = (
     "lease_ttl_s",
     "require_receipts_before_preflight",
     "fail_closed_without_plan",
+    "max_delay_ms",
+    *LIMIT_OPTIONS,
 )
 
 
