@@ -59,8 +59,10 @@ def test_each_fixture_tells_its_story_and_meets_its_expectations(
 ) -> None:
     server.service.load_path(FIXTURES / name)
     STORIES[name](Api(server.url, registry), server)
-    verdict = Control(server.url, registry).verify()
+    control = Control(server.url, registry)
+    verdict = control.verify()
     assert verdict["ok"], verdict["failures"]
+    assert control.call("GET", "/findings").json()["findings"] == [], "a well-behaved story"
     server.check()
 
 
@@ -175,9 +177,9 @@ def circuit_breaker(api: Api, server: MockServer) -> None:
         proposal = propose(api, sid, ("delete_account", {"customer_id": "c-1"}))
         assert proposal["decision"] == "block"
         assert proposal["calls"][0]["reasons"][0]["code"] == "risk_default_block", attempt
+    assert proposal["session_status"] == "killed"  # a well-behaved client stops here
     session = api.get_session(sid).json()["session"]
     assert (session["status"], session["killed"]["actor"]) == ("killed", "circuit_breaker")
-    assert error_code(api.preflight(sid, fence_token=1)) == "SESSION_KILLED"
 
 
 @story("lease-expiry.yaml")
@@ -199,7 +201,9 @@ def bypass_report(api: Api, server: MockServer) -> None:
     session = reported.json()["session"]
     assert (session["authority_state"], session["bypass_detected"]) == ("compromised", True)
     assert session["state_version"] == 4
-    assert error_code(api.preflight("sess-bypass", fence_token=1)) == "SESSION_COMPROMISED"
+    # a compromised session refuses preflights, proposals and recover; a well-behaved client
+    # stops proposing (docs/checks.md, write-after-compromise), so it meets it on recover
+    assert error_code(api.recover("sess-bypass")) == "SESSION_COMPROMISED"
     assert api.label("sess-bypass", key="incident", value="INC-7").status_code == 201
 
 
@@ -220,6 +224,7 @@ def no_plan_development(api: Api, server: MockServer) -> None:
     assert [c["decision"] for c in proposal["calls"]] == ["allow", "allow"]
     receipt = commit(api, sid, proposal["calls"][0]["pending_call_id"])
     assert receipt["committed"] is True
+    assert commit(api, sid, proposal["calls"][1]["pending_call_id"])["committed"] is True
 
 
 @story("invalid-artifact.yaml")
