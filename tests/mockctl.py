@@ -7,25 +7,13 @@ from typing import Any
 import requests
 import yaml
 
+from vesanor_mock.openapi import CONTROL_OPERATIONS
 from vesanor_mock.schemas import SchemaRegistry
 
 from .apiclient import ContractViolation
 
-SCHEMAS = {
-    ("GET", "/health"): "control/health",
-    ("POST", "/reset"): "control/reset",
-    ("POST", "/scenario"): "control/scenario",
-    ("GET", "/state"): "control/state",
-    ("GET", "/journal"): "control/journal",
-    ("POST", "/verify"): "control/verify",
-    ("GET", "/findings"): "control/findings",
-    ("GET", "/coverage"): "control/coverage",
-    ("DELETE", "/coverage"): "control/coverage",
-    ("GET", "/clock"): "control/clock",
-    ("POST", "/clock/advance"): "control/clock",
-    ("POST", "/rules"): "control/rules",
-    ("DELETE", "/rules"): "control/rules",
-}
+ROUTES = {(op.method.upper(), op.path): op for op in CONTROL_OPERATIONS}
+"""Each control route's operation, from the table the OpenAPI document is built from."""
 
 
 class Control:
@@ -94,12 +82,13 @@ def check_control_answer(
     if not request_id.startswith("req_"):
         raise ContractViolation(f"X-Request-Id missing or malformed: {request_id!r}")
     body = response.json()
+    op = ROUTES.get((method, path))
     if 200 <= response.status_code < 300:
-        name = SCHEMAS[(method, path)]
-    elif response.status_code == 422 and path == "/scenario":
-        name = "control/scenario_error"
+        assert op is not None, f"{method} /_mock{path} is not in the control table"
+        name = op.response
     else:
-        name = "responses/error"
+        special = dict(op.error_schemas) if op else {}
+        name = special.get(response.status_code, "responses/error")
     problems = registry.validate(name, body)
     if problems:
         raise ContractViolation(f"{method} /_mock{path} answered off-schema: {problems}\n{body}")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from vesanor_mock.errors import FieldError, ValidationFailed
-from vesanor_mock.openapi import OPERATIONS, build_openapi
+from vesanor_mock.openapi import CONTROL_OPERATIONS, OPERATIONS, build_openapi
 from vesanor_mock.schemas import (
     ENDPOINTS,
     MAX_ERRORS,
@@ -684,7 +684,11 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 def by_endpoint(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The document's operations, by the endpoint name of the journal and the rules."""
     endpoint_of = {op.op_id: op.endpoint for op in OPERATIONS}
-    return {endpoint_of[op["operationId"]]: op for _, _, op in operations(document)}
+    return {
+        endpoint_of[op["operationId"]]: op
+        for path, _, op in operations(document)
+        if path.startswith("/api/v1/")
+    }
 
 
 def test_the_openapi_document_is_3_1_with_bearer_auth_everywhere(document: dict[str, Any]) -> None:
@@ -697,11 +701,24 @@ def test_the_openapi_document_is_3_1_with_bearer_auth_everywhere(document: dict[
     assert {"title", "version"} <= set(document["info"])
 
 
-def test_the_openapi_document_has_every_operation_and_no_control_route(
+def test_the_openapi_document_has_every_operation_and_the_control_api_under_its_own_tag(
     document: dict[str, Any],
 ) -> None:
     assert sorted(by_endpoint(document)) == sorted(ENDPOINTS)
-    assert all(path.startswith("/api/v1/") for path in document["paths"])
+    control = {
+        (method, path): op
+        for path, method, op in operations(document)
+        if not path.startswith("/api/v1/")
+    }
+    assert set(control) == {(op.method, "/_mock" + op.path) for op in CONTROL_OPERATIONS}
+    assert {("post", "/_mock/reset"), ("get", "/_mock/journal")} <= set(control)
+    for op in control.values():
+        assert op["tags"] == ["mock"]
+        assert op["security"] == [{"controlToken": []}, {}]
+        assert {"401", "403"} <= set(op["responses"])
+    for _, _, op in operations(document):
+        if op["tags"] != ["mock"]:
+            assert "security" not in op  # the document's bearerAuth
     assert (
         document["paths"]["/api/v1/replay/sessions/{sid}/tool-filter"]["post"]["operationId"]
         == "replace_tool_filter"
@@ -729,6 +746,60 @@ def test_every_component_is_titled_with_its_own_name_and_keeps_its_prose(
     assert all(schema["title"] == name for name, schema in components.items())
     preflight = components["PreflightRequest"]["description"]
     assert preflight.startswith("Preflight a model call (request body).")
+
+
+def test_the_control_token_is_a_bearer_scheme_that_says_when_it_is_needed(
+    document: dict[str, Any],
+) -> None:
+    scheme = document["components"]["securitySchemes"]["controlToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "loopback" in scheme["description"]
+
+
+def test_control_components_are_named_mock_and_their_bodies_have_examples(
+    document: dict[str, Any], registry: SchemaRegistry
+) -> None:
+    components = document["components"]["schemas"]
+    for name in ("MockClockAdvanceRequest", "MockJournalResponse", "MockJournalEntry"):
+        assert components[name]["title"] == name
+    paths = document["paths"]
+    advance = paths["/_mock/clock/advance"]["post"]
+    assert advance["requestBody"]["required"] is True
+    media = advance["requestBody"]["content"]["application/json"]
+    assert media["schema"] == {"$ref": "#/components/schemas/MockClockAdvanceRequest"}
+    for op in CONTROL_OPERATIONS:
+        if op.request:
+            body = paths["/_mock" + op.path][op.method]["requestBody"]["content"]
+            assert registry.validate(op.request, body["application/json"]["example"]) == []
+    loading = paths["/_mock/scenario"]["post"]
+    assert "application/yaml" in loading["requestBody"]["description"]
+    invalid = loading["responses"]["422"]["content"]["application/json"]["schema"]
+    assert invalid == {"$ref": "#/components/schemas/MockScenarioErrorResponse"}
+
+
+def test_an_alias_component_gives_way_to_its_target(document: dict[str, Any]) -> None:
+    """responses/error is the ErrorEnvelope: one model, not two of the same shape."""
+    components = document["components"]["schemas"]
+    assert "ErrorResponse" not in components
+    conflict = document["components"]["responses"]["Conflict"]["content"]["application/json"]
+    assert conflict["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert '"#/components/schemas/ErrorResponse"' not in json.dumps(document)
+
+
+def test_a_boolean_const_is_written_as_a_one_value_enum_with_the_same_meaning(
+    document: dict[str, Any],
+) -> None:
+    assert '"const": true' not in json.dumps(document)
+    reset = document["components"]["schemas"]["MockResetResponse"]
+    assert reset["properties"]["ok"] == {"type": "boolean", "enum": [True]}
+    root = {"$ref": "#/components/schemas/MockResetResponse", "components": document["components"]}
+    validator = Draft202012Validator(root)
+    registry = SchemaRegistry.load()
+    clock = {"now": TS, "start": TS, "mode": "frozen"}
+    for ok in (True, False, 1, "true"):
+        answer = {"ok": ok, "scenario": None, "clock": clock}
+        assert validator.is_valid(answer) is (ok is True)
+        assert (registry.validate("control/reset", answer) == []) is (ok is True)
 
 
 def test_every_request_body_has_an_example_its_schema_accepts_in_strict_mode(

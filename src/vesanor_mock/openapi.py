@@ -1,4 +1,5 @@
-"""Build the OpenAPI 3.1 document of the `/api/v1` routes from the JSON Schemas."""
+"""Build the OpenAPI 3.1 document from the JSON Schemas: the `/api/v1` operations and the
+control API under `/_mock` (PROTOCOL §6), each from one table."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from .schemas import SchemaRegistry, component_name
+from .domain.checker import SEVERITIES
+from .schemas import ENDPOINTS, SchemaRegistry, component_name
 
 Doc = dict[str, Any]
 
@@ -208,24 +210,200 @@ LINKS: dict[str, dict[str, str]] = {
 }
 """The path ids an operation's answer supplies, as OpenAPI runtime expressions."""
 
+CONTROL_PREFIX = "/_mock"
+CONTROL_TAG = "mock"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+
+
+@dataclass(frozen=True)
+class ControlOperation:
+    """One operation of the control API: its route, its bodies and its refusals.
+
+    `request` and `response` name schemas (`control/...`, or `scenario`); `request_required`
+    says whether a body must be sent; `yaml` says the body may also be YAML;
+    `errors` lists the statuses beyond the 401 and 403 every control operation can answer,
+    with `error_schemas` for those whose body is not the error envelope.
+    """
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    response: str
+    request: str = ""
+    request_required: bool = False
+    yaml: bool = False
+    query: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()
+    error_schemas: tuple[tuple[int, str], ...] = ()
+
+
+BODY = (400, 413, 415, 422)
+CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
+    ControlOperation("get", "/health", "get_health", "Is the mock up", "control/health"),
+    ControlOperation(
+        "post", "/reset", "reset", "Back to the scenario's initial state", "control/reset"
+    ),
+    ControlOperation(
+        "post",
+        "/scenario",
+        "load_scenario",
+        "Load a scenario, replacing all state",
+        "control/scenario",
+        request="scenario",
+        request_required=True,
+        yaml=True,
+        query=("base_dir",),
+        errors=(413, 415, 422),
+        error_schemas=((422, "control/scenario_error"),),
+    ),
+    ControlOperation("get", "/state", "get_state", "Everything the world holds", "control/state"),
+    ControlOperation(
+        "get",
+        "/journal",
+        "get_journal",
+        "The journaled requests, oldest first",
+        "control/journal",
+        query=("endpoint", "session_id", "status", "since"),
+        errors=(422,),
+    ),
+    ControlOperation(
+        "post",
+        "/verify",
+        "verify",
+        "Check expectations and findings against the journal",
+        "control/verify",
+        request="control/verify_request",
+        errors=BODY,
+    ),
+    ControlOperation(
+        "get",
+        "/findings",
+        "get_findings",
+        "What the client did wrong",
+        "control/findings",
+        query=("session_id", "severity"),
+        errors=(422,),
+    ),
+    ControlOperation("get", "/clock", "get_clock", "The virtual clock", "control/clock"),
+    ControlOperation(
+        "post",
+        "/clock/advance",
+        "advance_clock",
+        "Move the virtual clock forward",
+        "control/clock",
+        request="control/clock_advance_request",
+        request_required=True,
+        errors=BODY,
+    ),
+    ControlOperation(
+        "post",
+        "/rules",
+        "add_rules",
+        "Add rules after the scenario's",
+        "control/rules",
+        request="control/rules_request",
+        request_required=True,
+        errors=BODY,
+    ),
+    ControlOperation(
+        "delete", "/rules", "delete_rules", "Remove the rules added at run time", "control/rules"
+    ),
+    ControlOperation(
+        "get", "/export", "export", "The run as a scenario that replays it", "control/export"
+    ),
+)
+"""Every `/_mock` operation (PROTOCOL §6, §7); a new control endpoint adds one entry."""
+
+CONTROL_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("MockMalformedJson", "The body is not valid JSON: MALFORMED_JSON."),
+    401: (
+        "MockUnauthorized",
+        "A control token is configured and the request does not carry it: UNAUTHORIZED.",
+    ),
+    403: (
+        "MockForbidden",
+        "No control token is configured and the peer is not on loopback, or the Origin is "
+        "another site's: CONTROL_FORBIDDEN.",
+    ),
+    413: ("MockPayloadTooLarge", "The body is over the size limit: PAYLOAD_TOO_LARGE."),
+    415: ("MockUnsupportedMediaType", "The body's media type is refused: UNSUPPORTED_MEDIA_TYPE."),
+    422: (
+        "MockUnprocessable",
+        "The body or the query does not fit: VALIDATION_FAILED (details.errors).",
+    ),
+}
+"""Each error status of the control API: its components/responses name and meaning."""
+
 
 def build_openapi(registry: SchemaRegistry) -> Doc:
     """The OpenAPI 3.1 document: every `/api/v1` operation, its bodies and its answers."""
     paths: dict[str, dict[str, Doc]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op, registry)
-    return {
+    for control in CONTROL_OPERATIONS:
+        path = CONTROL_PREFIX + control.path
+        paths.setdefault(path, {})[control.method] = _control_operation(control, registry)
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Vesanor Runtime API (vesanor-mock)",
             "version": _version(),
-            "description": "The wire contract the mock implements; see docs/ and PROTOCOL.",
+            "description": "The wire contract the mock implements, and the mock's own control "
+            "API under /_mock (tag mock); see docs/.",
         },
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": name, "description": TAGS[name]} for name in TAGS],
+        "tags": [{"name": name, "description": text} for name, text in _tags().items()],
         "paths": paths,
         "components": _components(registry),
     }
+    return _without_aliases(document)
+
+
+def _without_aliases(document: Doc) -> Doc:
+    """The document with every alias component (a bare `$ref`) replaced by its target.
+
+    `responses/error` is the common ErrorEnvelope under another name: generators would make
+    two models of one shape (openapi-python-client refuses), so the answers use the target.
+    """
+    schemas: Doc = document["components"]["schemas"]
+    aliases = {
+        SCHEMAS + name: schema["$ref"]
+        for name, schema in schemas.items()
+        if set(schema) - {"title", "description"} == {"$ref"}
+    }
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: rewrite(value) for key, value in node.items()}
+        while out.get("$ref") in aliases:
+            out["$ref"] = aliases[out["$ref"]]
+        return out
+
+    for ref in aliases:
+        del schemas[ref.removeprefix(SCHEMAS)]
+    result: Doc = rewrite(document)
+    return result
+
+
+def _portable(node: Any) -> Any:
+    """A copy of a schema with `{"const": true}` written `{"type": "boolean", "enum": [true]}`.
+
+    Both accept exactly `true`; openapi-python-client 0.29 writes code that does not parse
+    for a boolean `const`.
+    """
+    if isinstance(node, list):
+        return [_portable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _portable(value) for key, value in node.items()}
+    if isinstance(out.get("const"), bool):
+        value = out.pop("const")
+        out = {"type": "boolean", **out, "enum": [value]}
+    return out
 
 
 def _version() -> str:
@@ -261,6 +439,55 @@ def _operation(op: Operation, registry: SchemaRegistry) -> Doc:
     if op.semantic:
         doc["responses"]["422"] = _semantic_422(op)
     return doc
+
+
+def _tags() -> dict[str, str]:
+    """The API's tags, then the control API's."""
+    control = "The mock's control API (PROTOCOL §6): state, scenarios, journal, checks, clock."
+    return {**TAGS, CONTROL_TAG: control}
+
+
+def _control_operation(op: ControlOperation, registry: SchemaRegistry) -> Doc:
+    """One control operation: its own tag, the control token, its bodies and refusals."""
+    doc: Doc = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [CONTROL_TAG],
+        "security": [{"controlToken": []}, {}],
+    }
+    if op.query:
+        doc["parameters"] = [{"$ref": f"#/components/parameters/{q}"} for q in op.query]
+    if op.request:
+        body = _request_body(registry, op.request)
+        body["required"] = op.request_required
+        if op.yaml:
+            body["description"] = (
+                "A JSON body, or the same scenario as YAML with the Content-Type "
+                + ", ".join(YAML_TYPES)
+                + " (not listed as media types: generators take them for binary uploads)."
+            )
+        doc["requestBody"] = body
+    answer = {
+        "description": op.summary + ".",
+        "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+        "content": {"application/json": {"schema": _ref(op.response)}},
+    }
+    responses: Doc = {"200": answer}
+    special = dict(op.error_schemas)
+    for status in sorted({401, 403, *op.errors}):
+        if status in special:
+            own = _control_error(status)
+            own["content"]["application/json"]["schema"] = _ref(special[status])
+            responses[str(status)] = own
+        else:
+            responses[str(status)] = {"$ref": f"#/components/responses/{CONTROL_ERRORS[status][0]}"}
+    doc["responses"] = responses
+    return doc
+
+
+def _control_error(status: int) -> Doc:
+    """A reusable error answer of the control API."""
+    return _error_response(status, CONTROL_ERRORS)
 
 
 def _request_body(registry: SchemaRegistry, name: str) -> Doc:
@@ -307,9 +534,10 @@ def _ref(name: str) -> Doc:
 def _components(registry: SchemaRegistry) -> Doc:
     """Schemas, error responses, headers, parameters and the bearer scheme."""
     return {
-        "schemas": _named(registry.components(_seeds(registry))),
+        "schemas": _portable(_named(registry.components(_seeds(registry)))),
         "responses": {
-            name: _error_response(status) for status, (name, _) in ERROR_RESPONSES.items()
+            **{name: _error_response(status) for status, (name, _) in ERROR_RESPONSES.items()},
+            **{name: _control_error(status) for status, (name, _) in CONTROL_ERRORS.items()},
         },
         "headers": {
             "X-Request-Id": {
@@ -320,7 +548,16 @@ def _components(registry: SchemaRegistry) -> Doc:
             "WWW-Authenticate": {"required": True, "schema": {"type": "string"}},
         },
         "parameters": _parameters(),
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer"},
+            "controlToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The control token, when one is configured (--control-token, "
+                "VESANOR_MOCK_CONTROL_TOKEN). Without one, the control API answers loopback "
+                "peers only (PROTOCOL §6.1).",
+            },
+        },
     }
 
 
@@ -335,7 +572,8 @@ def _named(schemas: dict[str, Doc]) -> dict[str, Doc]:
     for name, schema in sorted(schemas.items()):
         prose = [schema.get("title"), schema.get("description")]
         described = [str(text).rstrip(".") + "." for text in prose if text and text != name]
-        named[name] = {"title": name, **{k: v for k, v in schema.items() if k != "title"}}
+        rest = {k: v for k, v in schema.items() if k != "title"}
+        named[name] = {"title": name, **rest}
         if described:
             named[name]["description"] = " ".join(described)
     return named
@@ -345,7 +583,7 @@ def _seeds(registry: SchemaRegistry) -> list[tuple[str, str]]:
     """Every request and response schema and every `$defs` entry of the API's files."""
     seeds: list[tuple[str, str]] = []
     for name in registry.names():
-        if name != "common" and not name.startswith(("requests/", "responses/")):
+        if name != "common" and not name.startswith(("requests/", "responses/", "control/")):
             continue
         if name != "common":
             seeds.append((name, ""))
@@ -354,13 +592,13 @@ def _seeds(registry: SchemaRegistry) -> list[tuple[str, str]]:
     return seeds
 
 
-def _error_response(status: int) -> Doc:
-    """A reusable error answer in the envelope."""
+def _error_response(status: int, table: dict[int, tuple[str, str]] = ERROR_RESPONSES) -> Doc:
+    """A reusable error answer in the envelope, described by `table`."""
     headers: Doc = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     if status == 401:
         headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
     return {
-        "description": ERROR_RESPONSES[status][1],
+        "description": table[status][1],
         "headers": headers,
         "content": {"application/json": {"schema": _ref("responses/error")}},
     }
@@ -395,4 +633,30 @@ def _parameters() -> Doc:
             "description": "Defaults to development.",
             "schema": {"$ref": SCHEMAS + "Environment"},
         },
+        **_control_parameters(),
+    }
+
+
+def _control_parameters() -> Doc:
+    """Query parameters of the control API (journal and findings filters, base_dir)."""
+
+    def query(name: str, what: str, schema: Doc) -> Doc:
+        return {"name": name, "in": "query", "description": what, "schema": schema}
+
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "base_dir": query(
+            "base_dir",
+            "The folder a posted scenario's contracts_dir paths are relative to.",
+            {"type": "string", "minLength": 1},
+        ),
+        "endpoint": query(
+            "endpoint", "Only this endpoint's entries.", {"type": "string", "enum": [*ENDPOINTS]}
+        ),
+        "session_id": query("session_id", "Only this session's.", {"type": "string"}),
+        "status": query("status", "Only answers with this HTTP status.", count),
+        "since": query("since", "Only entries after this sequence number.", count),
+        "severity": query(
+            "severity", "Only findings of this severity.", {"type": "string", "enum": [*SEVERITIES]}
+        ),
     }

@@ -82,15 +82,26 @@ def pointer(parts: Iterable[str | int]) -> str:
 
 
 def component_name(name: str, fragment: str = "") -> str:
-    """A flat name for a schema file or one of its `$defs` (`requests/kill` -> KillRequest)."""
+    """A flat name for a schema file or one of its `$defs`, read as a type name.
+
+    `requests/kill` -> KillRequest, `responses/kill` -> KillResponse, `common#/$defs/Lease`
+    -> Lease, `scenario#/$defs/Rule` -> ScenarioRule; the control API's files are prefixed
+    with Mock: `control/clock_advance_request` -> MockClockAdvanceRequest, `control/clock`
+    -> MockClockResponse, `control/findings#/$defs/Finding` -> MockFinding.
+    """
     folder, _, stem = name.rpartition("/")
-    suffix = {"requests": "Request", "responses": "Response"}.get(folder, "")
-    root = "".join(part.capitalize() for part in stem.split("_")) + suffix
+    camel = "".join(part.capitalize() for part in stem.split("_"))
+    if folder == "control":
+        root = "Mock" + camel + ("" if stem.endswith("_request") else "Response")
+        prefix = "Mock"
+    else:
+        root = camel + {"requests": "Request", "responses": "Response"}.get(folder, "")
+        prefix = "" if name == "common" else root
     if not fragment:
         return root
     parts = fragment.split("/")
     if len(parts) == 3 and parts[:2] == ["", "$defs"]:
-        return parts[2] if name == "common" else root + parts[2]
+        return prefix + parts[2]
     raise ValueError(f"unsupported $ref target {name}#{fragment}")
 
 
