@@ -7,7 +7,7 @@ from starlette.routing import Route
 from vesanor_mock import openapi
 from vesanor_mock.http import api
 from vesanor_mock.http.app import create_app
-from vesanor_mock.http.views import FINDINGS_FILTERS, JOURNAL_FILTERS
+from vesanor_mock.http.views import FINDINGS_FILTERS, JOURNAL_FILTERS, JOURNAL_VIEW
 
 
 def test_every_served_operation_is_documented_with_the_same_method_path_and_query() -> None:
@@ -37,5 +37,5 @@ def test_every_served_control_route_is_documented_with_the_same_method_and_path(
 
 def test_the_control_filters_are_documented_as_the_query_of_their_operations() -> None:
     query = {op.path: set(op.query) for op in openapi.CONTROL_OPERATIONS}
-    assert query["/journal"] == set(JOURNAL_FILTERS)
+    assert query["/journal"] == {*JOURNAL_FILTERS, *JOURNAL_VIEW}
     assert query["/findings"] == set(FINDINGS_FILTERS)

@@ -712,10 +712,17 @@ def test_the_openapi_document_has_every_operation_and_the_control_api_under_its_
     }
     assert set(control) == {(op.method, "/_mock" + op.path) for op in CONTROL_OPERATIONS}
     assert {("post", "/_mock/reset"), ("get", "/_mock/journal")} <= set(control)
-    for op in control.values():
+    open_routes = {("get", "/_mock/ui"), ("get", "/_mock/ui/{name}")}
+    assert {("get", "/_mock/" + op.path[1:]) for op in CONTROL_OPERATIONS if op.open} == open_routes
+    for route, op in control.items():
         assert op["tags"] == ["mock"]
+        if route in open_routes:  # the dashboard's static files: no token, nothing to refuse
+            assert op["security"] == []
+            continue
         assert op["security"] == [{"controlToken": []}, {}]
         assert {"401", "403"} <= set(op["responses"])
+    stream = control[("get", "/_mock/stream")]["responses"]["200"]["content"]
+    assert stream == {"text/event-stream": {"schema": {"type": "string"}}}
     for _, _, op in operations(document):
         if op["tags"] != ["mock"]:
             assert "security" not in op  # the document's bearerAuth

@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from .domain.checker import SEVERITIES
+from .domain.journal import OUTCOMES
 from .schemas import ENDPOINTS, SchemaRegistry, component_name
 
 Doc = dict[str, Any]
@@ -220,9 +221,11 @@ class ControlOperation:
     """One operation of the control API: its route, its bodies and its refusals.
 
     `request` and `response` name schemas (`control/...`, or `scenario`); `request_required`
-    says whether a body must be sent; `yaml` says the body may also be YAML;
-    `errors` lists the statuses beyond the 401 and 403 every control operation can answer,
-    with `error_schemas` for those whose body is not the error envelope.
+    says whether a body must be sent; `yaml` says the body may also be YAML. `media` is the
+    answer's media type: any other than JSON answers text, and `response` is then empty.
+    `errors` lists the statuses beyond the 401 and 403 every guarded operation can answer,
+    with `error_schemas` for those whose body is not the error envelope; an `open` operation
+    needs no token (the dashboard's static files). `note` is the operation's description.
     """
 
     method: str
@@ -236,6 +239,14 @@ class ControlOperation:
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     error_schemas: tuple[tuple[int, str], ...] = ()
+    media: str = "application/json"
+    open: bool = False
+    note: str = ""
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The `{name}` parameters of the path, in order."""
+        return tuple(re.findall(r"\{(\w+)\}", self.path))
 
 
 BODY = (400, 413, 415, 422)
@@ -264,7 +275,18 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         "get_journal",
         "The journaled requests, oldest first",
         "control/journal",
-        query=("endpoint", "session_id", "status", "since"),
+        query=(
+            "endpoint",
+            "session_id",
+            "status",
+            "since",
+            "outcome",
+            "rule",
+            "limit",
+            "tail",
+            "digest",
+            "bodies",
+        ),
         errors=(422,),
     ),
     ControlOperation(
@@ -283,6 +305,22 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         "What the client did wrong",
         "control/findings",
         query=("session_id", "severity"),
+        errors=(422,),
+    ),
+    ControlOperation(
+        "get",
+        "/coverage",
+        "get_coverage",
+        "The situations the client met",
+        "control/coverage",
+        errors=(422,),
+    ),
+    ControlOperation(
+        "delete",
+        "/coverage",
+        "clear_coverage",
+        "Forget the situations seen",
+        "control/coverage",
         errors=(422,),
     ),
     ControlOperation("get", "/clock", "get_clock", "The virtual clock", "control/clock"),
@@ -310,7 +348,37 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         "delete", "/rules", "delete_rules", "Remove the rules added at run time", "control/rules"
     ),
     ControlOperation(
-        "get", "/export", "export", "The run as a scenario that replays it", "control/export"
+        "get",
+        "/export",
+        "export",
+        "The run as a scenario that replays it",
+        "control/export",
+        query=("format",),
+        errors=(422,),
+        note="`format=yaml` answers the scenario file `vesanor-mock export` writes, as "
+        "application/yaml (not listed: generators read YAML answers as binary).",
+    ),
+    ControlOperation(
+        "get", "/ui", "get_dashboard", "The dashboard page", "", media="text/html", open=True
+    ),
+    ControlOperation(
+        "get",
+        "/ui/{name}",
+        "get_dashboard_file",
+        "A file of the dashboard (index.html, app.js, style.css)",
+        "",
+        media="text/plain",
+        open=True,
+        errors=(404,),
+        note="Answered with the file's own media type: text/html, text/javascript, text/css.",
+    ),
+    ControlOperation(
+        "get",
+        "/stream",
+        "stream_changes",
+        "Server-Sent Events telling the dashboard what changed",
+        "",
+        media="text/event-stream",
     ),
 )
 """Every `/_mock` operation (PROTOCOL §6, §7); a new control endpoint adds one entry."""
@@ -326,6 +394,7 @@ CONTROL_ERRORS: dict[int, tuple[str, str]] = {
         "No control token is configured and the peer is not on loopback, or the Origin is "
         "another site's: CONTROL_FORBIDDEN.",
     ),
+    404: ("MockNotFound", "No such file: NOT_FOUND."),
     413: ("MockPayloadTooLarge", "The body is over the size limit: PAYLOAD_TOO_LARGE."),
     415: ("MockUnsupportedMediaType", "The body's media type is refused: UNSUPPORTED_MEDIA_TYPE."),
     422: (
@@ -453,10 +522,13 @@ def _control_operation(op: ControlOperation, registry: SchemaRegistry) -> Doc:
         "operationId": op.operation_id,
         "summary": op.summary,
         "tags": [CONTROL_TAG],
-        "security": [{"controlToken": []}, {}],
+        "security": [] if op.open else [{"controlToken": []}, {}],
     }
-    if op.query:
-        doc["parameters"] = [{"$ref": f"#/components/parameters/{q}"} for q in op.query]
+    if op.note:
+        doc["description"] = op.note
+    params = op.path_params + op.query
+    if params:
+        doc["parameters"] = [{"$ref": f"#/components/parameters/{p}"} for p in params]
     if op.request:
         body = _request_body(registry, op.request)
         body["required"] = op.request_required
@@ -467,14 +539,16 @@ def _control_operation(op: ControlOperation, registry: SchemaRegistry) -> Doc:
                 + " (not listed as media types: generators take them for binary uploads)."
             )
         doc["requestBody"] = body
+    schema = _ref(op.response) if op.response else {"type": "string"}
     answer = {
         "description": op.summary + ".",
         "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-        "content": {"application/json": {"schema": _ref(op.response)}},
+        "content": {op.media: {"schema": schema}},
     }
     responses: Doc = {"200": answer}
     special = dict(op.error_schemas)
-    for status in sorted({401, 403, *op.errors}):
+    guarded = () if op.open else (401, 403)
+    for status in sorted({*guarded, *op.errors}):
         if status in special:
             own = _control_error(status)
             own["content"]["application/json"]["schema"] = _ref(special[status])
@@ -656,7 +730,25 @@ def _control_parameters() -> Doc:
         "session_id": query("session_id", "Only this session's.", {"type": "string"}),
         "status": query("status", "Only answers with this HTTP status.", count),
         "since": query("since", "Only entries after this sequence number.", count),
+        "outcome": query(
+            "outcome", "Only entries with this outcome.", {"type": "string", "enum": [*OUTCOMES]}
+        ),
+        "rule": query("rule", "Only entries where this rule fired.", {"type": "string"}),
+        "limit": query("limit", "The first N entries that match.", count),
+        "tail": query("tail", "The last N entries that match.", count),
+        "digest": query("digest", "true adds each entry's digest.", {"type": "boolean"}),
+        "bodies": query("bodies", "false leaves the bodies out.", {"type": "boolean"}),
         "severity": query(
             "severity", "Only findings of this severity.", {"type": "string", "enum": [*SEVERITIES]}
         ),
+        "format": query(
+            "format", "json (the default) or yaml.", {"type": "string", "enum": ["json", "yaml"]}
+        ),
+        "name": {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": "A file name.",
+            "schema": {"type": "string", "minLength": 1},
+        },
     }
