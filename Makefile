@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck check bench bench-smoke mutation mutation-smoke clean
+GEN := tests/generators
+GEN_PY := $(GEN)/.venv/.installed
+GEN_NODE := $(GEN)/node_modules/.installed
+
+.PHONY: serve test lint typecheck check bench bench-smoke mutation mutation-smoke generators clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +27,24 @@ $(STAMP): pyproject.toml | $(BIN)/python
 serve: $(BASE)
 	$(BIN)/vesanor-mock serve --scenario default
 
-test: $(STAMP)
+test: $(STAMP) generators
 	$(BIN)/python -m pytest -q
+
+# The client generators of tests/test_generated_clients.py, pinned, inside tests/generators/
+# (ignored by git): openapi-python-client in its own venv; openapi-typescript, typescript and
+# openapi-fetch from npm when npm is there (else those tests skip and say how to get them).
+generators: $(GEN_PY)
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(GEN_NODE); \
+	else echo "npm not found: the TypeScript client tests will skip (apt-get install nodejs npm)"; fi
+
+$(GEN_PY): $(GEN)/requirements.txt
+	$(PY) -m venv $(GEN)/.venv
+	$(GEN)/.venv/bin/python -m pip install --quiet -r $(GEN)/requirements.txt
+	touch $@
+
+$(GEN_NODE): $(GEN)/package.json
+	cd $(GEN) && npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench .ci
@@ -49,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache $(GEN)/.venv $(GEN)/node_modules
