@@ -152,3 +152,60 @@ OPERATIONS: tuple[Operation, ...] = (
         query=(QueryParam("agent", required=True), QueryParam("environment", choices=ENVIRONMENTS)),
     ),
 )
+
+
+Match = tuple[Operation, dict[str, str]]
+
+
+class OperationTable:
+    """Which operation a `/api/v1` path names, found by its segments instead of a route scan.
+
+    Compiled once from OPERATIONS: paths are grouped by their number of segments; within a
+    group, a path's literal segments must be equal and each `{param}` takes one non-empty
+    segment (as Starlette's default convertor does). `match` answers None for anything
+    else (an unknown path, an empty segment, a trailing slash, another method): the
+    router then answers it as before (404, 405), so only the exact hits take this path.
+    """
+
+    def __init__(self, operations: tuple[Operation, ...]) -> None:
+        self._by_length: dict[int, list[tuple[tuple[str | None, ...], dict[str, Operation]]]] = {}
+        grouped: dict[tuple[str | None, ...], dict[str, Operation]] = {}
+        for op in operations:
+            pattern = tuple(
+                None if part.startswith("{") else part for part in op.path.strip("/").split("/")
+            )
+            grouped.setdefault(pattern, {})[op.method] = op
+        self._names = {
+            pattern: tuple(
+                part[1:-1]
+                for part in ops[next(iter(ops))].path.strip("/").split("/")
+                if part.startswith("{")
+            )
+            for pattern, ops in grouped.items()
+        }
+        for pattern, ops in grouped.items():
+            self._by_length.setdefault(len(pattern), []).append((pattern, ops))
+
+    def match(self, method: str, path: str) -> Match | None:
+        """The operation and path parameters of `METHOD /api/v1/...`, or None."""
+        if not path.startswith(API_PREFIX + "/"):
+            return None
+        parts = path[len(API_PREFIX) + 1 :].split("/")
+        for pattern, ops in self._by_length.get(len(parts), ()):
+            values: list[str] = []
+            for want, got in zip(pattern, parts, strict=True):
+                if want is None:
+                    if not got:
+                        break
+                    values.append(got)
+                elif want != got:
+                    break
+            else:
+                op = ops.get(method)
+                if op is None:
+                    return None
+                return op, dict(zip(self._names[pattern], values, strict=True))
+        return None
+
+
+OPERATION_TABLE = OperationTable(OPERATIONS)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..domain.coverage import Coverage
@@ -37,7 +37,7 @@ from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
 from .accesslog import log_entry
 from .alternate import Alternate
-from .api import API_PREFIX, OPERATIONS, Operation
+from .api import API_PREFIX, OPERATION_TABLE, OPERATIONS, Operation
 from .control import control_routes
 from .edge import CLOSING_KEY, envelope, error_response
 from .exchange import Exchange
@@ -239,12 +239,42 @@ class MockApp(Starlette):
                 response = service.unexpected(request, exc)
             await response(scope, receive, send)
             return
+        found = OPERATION_TABLE.match(scope["method"], scope["path"])
+        if found is not None and not scope.get("root_path"):
+            await self._operation(scope, receive, send, *found)
+            return
         try:
             await super().__call__(scope, receive, send)
         except ConnectionDropped:  # a scripted drop without a socket: the caller sees it
             raise
         except Exception:  # answered in the envelope by `unexpected` (see create_app)
             return
+
+    async def _operation(
+        self, scope: Scope, receive: Receive, send: Send, op: Operation, params: dict[str, str]
+    ) -> None:
+        """One `/api/v1` operation, found by the operation table: no route scan, no
+        middleware stack. What escapes is answered as the middleware would (`unexpected`:
+        the 500 envelope, or a quiet close for a client that went away), unless the answer
+        had already started, which ends the connection as before."""
+        scope["app"], scope["path_params"] = self, params
+        service: MockService = self.state.service
+        request = Request(scope, receive)
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            response = await service.handle(request, op)
+            await response(scope, receive, watched)
+        except ConnectionDropped:  # a scripted drop without a socket: the caller sees it
+            raise
+        except Exception as exc:
+            if not started:
+                await service.unexpected(request, exc)(scope, receive, send)
 
 
 def _endpoint(service: MockService, op: Operation) -> Route:
