@@ -4,6 +4,8 @@ bytes can do to the server. Each test here failed before its fix."""
 from __future__ import annotations
 
 import http.client
+import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from vesanor_mock.http.accesslog import JsonFormatter
 from vesanor_mock.http.app import MockService
 from vesanor_mock.schemas import SchemaRegistry
 from vesanor_mock.server import MockServer
@@ -212,3 +215,29 @@ def test_a_whitespace_only_body_is_400_not_an_empty_object(
 def test_an_empty_body_is_still_an_empty_object(api: Api, session: str) -> None:
     response = api.call("kill", "POST", f"/replay/sessions/{session}/kill", data=b"")
     assert response.status_code == 200
+
+
+def test_the_journal_and_access_log_escape_control_bytes_and_mask_keys_in_the_query(
+    api: Api, ctl: Control, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = "/api/v1/replay/sessions/x%1b%5b31m%00y"
+    path += f"?access_token={DEFAULT_KEY}&other={DEFAULT_KEY}&page=2"
+    with caplog.at_level(logging.INFO, "vesanor_mock.access"):
+        response = requests.get(
+            api.base_url + path, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=5
+        )
+    assert response.status_code in (404, 422)
+    entry = ctl.journal()[-1]
+    shown = entry["path"]
+    assert "\x1b" not in shown and "\x00" not in shown and "\\x1b" in shown
+    assert DEFAULT_KEY not in shown and "access_token=vsk_te" in shown and "page=2" in shown
+    lines = [r.getMessage() for r in caplog.records if r.name == "vesanor_mock.access"]
+    assert lines and all(line.isprintable() and DEFAULT_KEY not in line for line in lines)
+
+
+def test_a_json_access_log_line_stays_printable_json() -> None:
+    record = logging.LogRecord("vesanor_mock.access", logging.INFO, "", 0, "m", (), None)
+    record.access = {"path": "/x\x9b31m", "session_id": "\u2028"}
+    line = JsonFormatter().format(record)
+    assert line.isprintable()
+    assert json.loads(line)["path"] == "/x\x9b31m"

@@ -12,15 +12,49 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 from ..domain.journal import Entry
+from ..scenarios.export import mask
 
 log = logging.getLogger("vesanor_mock.access")
 FIELDS = "access"
+SECRET_PARAM = re.compile(
+    r".*(?:key|token|secret|password|passwd|auth|credential|signature|sig).*", re.IGNORECASE
+)
+"""Query parameters whose values are secrets: masked in the journal and the log."""
+
+
+def shown_path(path: str, query: bytes, secrets: Collection[str] = ()) -> str:
+    """The path and query of a request as the journal and the log show it (PROTOCOL §6.1).
+
+    The value of a query parameter named like a secret (`access_token`, `api_key`, ...), and
+    any value equal to one of `secrets`, is masked (`vsk_te…0042`); characters that are not
+    printable (terminal escapes, NUL, C1 controls) are written as `\\xNN` escapes.
+    """
+    shown = printable(path)
+    if not query:
+        return shown
+    pairs = []
+    for part in query.decode("latin-1").split("&"):
+        name, sep, value = part.partition("=")
+        plain = unquote(value)
+        if sep and (SECRET_PARAM.fullmatch(unquote(name)) or plain in secrets) and plain:
+            value = mask(plain)
+        pairs.append(f"{name}{sep}{value}")
+    return f"{shown}?{printable('&'.join(pairs))}"
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped (`\\x1b`, `\\x00`, `\\u2028`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def log_entry(entry: Entry) -> None:
@@ -103,7 +137,7 @@ def text_line(fields: dict[str, Any]) -> str:
     if fields["rules_fired"]:
         parts.append("rules=" + ",".join(fields["rules_fired"]))
     parts.append(f"({fields['outcome']}, {fields['duration_ms']} ms) {fields['request_id']}")
-    return " ".join(parts)
+    return printable(" ".join(parts))
 
 
 class JsonFormatter(logging.Formatter):
@@ -124,7 +158,8 @@ class JsonFormatter(logging.Formatter):
             out["message"] = record.getMessage()
             if record.exc_info:
                 out["error"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+        line = json.dumps(out, ensure_ascii=False)
+        return line if line.isprintable() else json.dumps(out)  # \u escapes for controls
 
 
 @contextlib.contextmanager

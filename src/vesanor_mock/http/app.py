@@ -35,7 +35,7 @@ from ..errors import (
 from ..recording.format import load_recording
 from ..scenarios import Scenario, load_scenario, load_scenario_text
 from ..schemas import SchemaRegistry
-from .accesslog import log_entry
+from .accesslog import log_entry, shown_path
 from .alternate import Alternate
 from .api import API_PREFIX, OPERATION_TABLE, OPERATIONS, Operation
 from .control import control_routes
@@ -180,7 +180,8 @@ class MockService:
             return error_response(error, self.control_request_id())
         world = self.world
         request_id = world.ids.request_id()
-        draft = Draft(world.clock.now_iso(), request_id, request.method, path)
+        shown = shown_path(path, request.scope.get("query_string", b""), world.spec.api_keys)
+        draft = Draft(world.clock.now_iso(), request_id, request.method, shown)
         draft.status, draft.response_body = error.status, envelope(error, request_id)
         draft.error = error.code
         log_entry(world.journal.record(draft, 0.0))

@@ -27,7 +27,7 @@ from ..domain.rules import Effects, Facts, Verdict
 from ..domain.world import World
 from ..errors import ApiError, ClientAborted, FieldError, InternalError, ValidationFailed
 from ..schemas import SchemaRegistry
-from .accesslog import log_entry
+from .accesslog import log_entry, shown_path
 from .api import Operation, Result
 from .edge import (
     bearer_token,
@@ -73,8 +73,7 @@ class Exchange:
         self.registry = registry
         self.on_error = on_error
         scope = request.scope
-        query = scope.get("query_string", b"")
-        path = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
+        path = shown_path(scope["path"], scope.get("query_string", b""), world.spec.api_keys)
         self.draft = Draft(
             at=world.clock.now_iso(),
             request_id=world.ids.request_id(),
