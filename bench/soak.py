@@ -41,10 +41,15 @@ CONTRACT: dict[str, Any] = {
     "tools": {
         "verify_customer": {
             "side_effect": "read",
+            "evidence_class": "local_transaction",
             "commit_requirement": "acknowledged",
             "transitions": {"advances_to": "verified"},
         },
-        "lookup_order": {"side_effect": "read"},
+        "lookup_order": {
+            "side_effect": "read",
+            "evidence_class": "local_transaction",
+            "commit_requirement": "none",
+        },
     },
 }
 

@@ -32,15 +32,24 @@ def refund_tools() -> dict[str, dict[str, Any]]:
                 {"path": "$.amount", "operator": "lte", "value": 500, "id": "refund-cap"}
             ],
         },
-        "lookup_order": {"tool": "lookup_order", "side_effect": "read"},
+        "lookup_order": {
+            "tool": "lookup_order",
+            "side_effect": "read",
+            "evidence_class": "local_transaction",
+            "commit_requirement": "none",
+        },
         "delete_account": {
             "tool": "delete_account",
             "side_effect": "destructive",
+            "evidence_class": "local_transaction",
+            "commit_requirement": "acknowledged",
             "gate": "block",
         },
         "escalate": {
             "tool": "escalate",
             "side_effect": "write",
+            "evidence_class": "local_transaction",
+            "commit_requirement": "none",
             "checkpoint": {"reason": "human approval"},
         },
     }

@@ -664,3 +664,88 @@ def test_all_applicable_reasons_are_reported_in_order(api: Api) -> None:
         "precondition_not_met",
         "argument_invariant_failed",
     ]
+
+
+# -- execution constraints, bindings, ref, unenforced fields (PROTOCOL §4.1) --------------
+
+
+def test_an_execution_constraint_blocks_an_argument_outside_it(api: Api) -> None:
+    contract = refund_contract()
+    lookup = contract["tools"]["lookup_order"]
+    lookup["execution_constraints"] = {
+        "arguments": [{"path": "$.amount", "operator": "lte", "value": 5}]
+    }
+    sid, fence = start(api, contract)
+    blocked = cycle(api, sid, fence, call("lookup_order", {"amount": 50}))["calls"][0]
+    assert (blocked["decision"], blocked["pending_call_id"]) == ("block", None)
+    [reason] = blocked["reasons"]
+    assert (reason["code"], reason["path"], reason["operator"]) == (
+        "argument_invariant_failed",
+        "$.amount",
+        "lte",
+    )
+    allowed = cycle(api, sid, fence, call("lookup_order", {"amount": 5}))["calls"][0]
+    assert allowed["decision"] == "allow"
+
+
+def binding_contract() -> dict[str, Any]:
+    """lookup_order binds the order it looked up; issue_refund must refund that order."""
+    contract = refund_contract()
+    contract["tools"]["lookup_order"]["binds"] = [
+        {"name": "order", "from": "$.arguments.order_id"},
+        {"name": "customer", "from": "$.output.customer_id"},
+    ]
+    contract["tools"]["issue_refund"]["argument_value_invariants"].append(
+        {"path": "$.order_id", "operator": "ref", "value": "order", "rule_id": "same-order"}
+    )
+    return contract
+
+
+def test_a_committed_call_fills_bindings_from_its_arguments_and_output(api: Api) -> None:
+    sid, fence = start(api, binding_contract())
+    proposal = cycle(api, sid, fence, call("lookup_order", {"order_id": "o-1"}))
+    commit(api, sid, fence, proposal["calls"][0]["pending_call_id"], {"customer_id": "c-9"})
+    bindings = api.get_session(sid).json()["session"]["bindings"]
+    assert bindings == {"order": "o-1", "customer": "c-9"}
+
+
+def test_ref_blocks_an_argument_that_differs_from_its_binding_with_binding_mismatch(
+    api: Api,
+) -> None:
+    sid, fence = start(api, binding_contract())
+    verified(api, sid, fence)
+    early = cycle(api, sid, fence, call("issue_refund", {"amount": 10, "order_id": "o-1"}))
+    assert [r["code"] for r in early["calls"][0]["reasons"]] == ["binding_mismatch"]
+    proposal = cycle(api, sid, fence, call("lookup_order", {"order_id": "o-1"}))
+    commit(api, sid, fence, proposal["calls"][0]["pending_call_id"], {"customer_id": "c-9"})
+    other = cycle(api, sid, fence, call("issue_refund", {"amount": 10, "order_id": "o-2"}))
+    [reason] = other["calls"][0]["reasons"]
+    assert (reason["code"], reason["path"], reason["operator"], reason["rule_id"]) == (
+        "binding_mismatch",
+        "$.order_id",
+        "ref",
+        "same-order",
+    )
+    same = cycle(api, sid, fence, call("issue_refund", {"amount": 10, "order_id": "o-1"}))
+    assert same["calls"][0]["decision"] == "allow"
+
+
+def test_the_session_lists_the_published_fields_the_mock_does_not_enforce(api: Api) -> None:
+    contract = refund_contract()
+    contract["tools"]["issue_refund"]["retries"] = {"max_attempts": 1, "retry_on": []}
+    contract["tools"]["issue_refund"]["timeouts"] = {"total_ms": 3000}
+    sid, _ = start(api, contract)
+    governance = api.get_session(sid).json()["session"]["governance"]
+    assert governance["unenforced"] == ["tools.issue_refund.timeouts", "tools.issue_refund.retries"]
+    plain, _ = start(api)
+    assert api.get_session(plain).json()["session"]["governance"]["unenforced"] == []
+
+
+def test_a_typo_in_a_request_contract_is_a_compile_error_with_a_did_you_mean(api: Api) -> None:
+    contract = refund_contract()
+    contract["sessionLimits"] = contract.pop("session_limits")
+    response = api.create_session(contract={"compiled_session": contract})
+    assert (response.status_code, error_code(response)) == (422, "COMPILE_ERROR")
+    [error] = response.json()["error"]["details"]["errors"]
+    assert error["path"] == "/sessionLimits"
+    assert "did you mean 'session_limits'?" in error["message"]

@@ -56,6 +56,7 @@ def test_creating_a_session_answers_201_with_an_authoritative_session_and_its_le
         "attachment": "no_plan",
         "compiled_hash": None,
         "source": "none",
+        "unenforced": [],
     }
 
 
@@ -104,6 +105,7 @@ def test_a_session_attaches_to_the_tenants_approved_plan_for_its_agent_and_envir
         "attachment": "attached",
         "compiled_hash": compiled_hash(refund_contract()),
         "source": "plan",
+        "unenforced": [],
     }
     assert session["enforcement"] == "protective"
     assert session["phase"]["current"] == "start"

@@ -36,7 +36,16 @@ def role_contract(agent: str, tool: str, **tool_fields: Any) -> dict[str, Any]:
         "agent": agent,
         "phases": [{"name": "working", "initial": True}, {"name": "done", "terminal": True}],
         "transitions": {"working": ["done"], "done": []},
-        "tools": {tool: {"tool": tool, "transitions": {"advances_to": "done"}, **tool_fields}},
+        "tools": {
+            tool: {
+                "tool": tool,
+                "side_effect": "read",
+                "evidence_class": "local_transaction",
+                "commit_requirement": "none",
+                "transitions": {"advances_to": "done"},
+                **tool_fields,
+            }
+        },
     }
 
 
@@ -301,6 +310,7 @@ def test_a_role_contract_governs_a_member_without_its_own_and_a_request_contract
         "attachment": "attached",
         "compiled_hash": compiled_hash(role_contract("res", "web_search")),
         "source": "request",
+        "unenforced": [],
     }
     assert researcher["enforcement"] == "protective"
     assert researcher["phase"] == {"current": "working", "legal_next": ["done"]}

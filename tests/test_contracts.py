@@ -99,15 +99,24 @@ def test_session_limits_are_compiled_into_their_fields() -> None:
     assert (limits.breaker_consecutive_blocks, limits.breaker_consecutive_errors) == (5, 3)
 
 
-def test_a_bare_tool_gets_the_documented_defaults() -> None:
-    contract = refund_contract(tools={"ping": {}}, risk_defaults=None, session_limits=None)
+def test_a_tool_without_side_effect_evidence_class_or_commit_requirement_does_not_compile() -> None:
+    errors = errors_of(refund_contract(tools={"ping": {}}))
+    assert [(e.path, e.keyword) for e in errors] == [
+        ("/tools/ping/side_effect", "required"),
+        ("/tools/ping/evidence_class", "required"),
+        ("/tools/ping/commit_requirement", "required"),
+    ]
+
+
+def test_a_minimal_tool_gets_the_documented_defaults() -> None:
+    minimal = {
+        "side_effect": "read",
+        "evidence_class": "unverifiable",
+        "commit_requirement": "none",
+    }
+    contract = refund_contract(tools={"ping": minimal}, risk_defaults=None, session_limits=None)
     compiled = compile_session(contract)
     ping = compiled.tools["ping"]
-    assert (ping.side_effect, ping.evidence_class, ping.commit_requirement) == (
-        "read",
-        "local_transaction",
-        "none",
-    )
     assert ping.gate is None and ping.valid_in_phases is None and ping.advances_to is None
     assert ping.preconditions == () and ping.invariants == () and ping.forbids_after == ()
     assert ping.checkpoint is None
@@ -132,12 +141,150 @@ def test_a_phase_mapped_to_null_has_no_transitions() -> None:
     assert compile_session(contract).legal_next("refunded") == []
 
 
-def test_unknown_public_fields_are_accepted_and_kept_in_raw() -> None:
+def test_published_fields_the_mock_does_not_enforce_are_kept_and_listed() -> None:
     contract = with_tool("lookup_order", timeouts={"total_ms": 500}, golden_cases=[1])
-    contract["description"] = "kept"
+    contract["aggregates"] = [{"kind": "sum"}]
     compiled = compile_session(contract)
-    assert compiled.raw["description"] == "kept"
+    assert compiled.raw["aggregates"] == [{"kind": "sum"}]
     assert compiled.tools["lookup_order"].raw["timeouts"] == {"total_ms": 500}
+    assert compiled.unenforced == (
+        "aggregates",
+        "tools.lookup_order.timeouts",
+        "tools.lookup_order.golden_cases",
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "pointer", "guess"),
+    [
+        ("session", "sessionLimits", "/sessionLimits", "session_limits"),
+        ("session", "risk_default", "/risk_default", "risk_defaults"),
+        ("session", "description", "/description", None),
+        ("limits", "max_step", "/session_limits/max_step", "max_steps"),
+        ("tool", "forbid_after", "/tools/issue_refund/forbid_after", "forbids_after"),
+        ("tool", "pre_conditions", "/tools/issue_refund/pre_conditions", "preconditions"),
+        ("tool", "sideEffect", "/tools/issue_refund/sideEffect", "side_effect"),
+    ],
+)
+def test_a_key_that_is_not_a_published_field_is_refused_with_a_did_you_mean(
+    where: str, key: str, pointer: str, guess: str | None
+) -> None:
+    contract = refund_contract()
+    target = {
+        "session": contract,
+        "limits": contract["session_limits"],
+        "tool": contract["tools"]["issue_refund"],
+    }[where]
+    target[key] = 3
+    error = error_at(contract, pointer)
+    assert error.keyword == ("unknown_limit" if where == "limits" else "unknown_field")
+    if guess is None:
+        assert "did you mean" not in error.message
+    else:
+        assert f"did you mean {guess!r}?" in error.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "pointer", "guess"),
+    [
+        ({"retries": {"max": 0}}, "/tools/lookup_order/retries/max", "max_attempts"),
+        (
+            {"timeouts": {"execution_ms": 5}},
+            "/tools/lookup_order/timeouts/execution_ms",
+            "total_ms",
+        ),
+        (
+            {"rate_limits": {"on_429": {"respect_retry_afterr": True}}},
+            "/tools/lookup_order/rate_limits/on_429/respect_retry_afterr",
+            "respect_retry_after",
+        ),
+        (
+            {"assertions": {"output_invariant": []}},
+            "/tools/lookup_order/assertions/output_invariant",
+            "output_invariants",
+        ),
+        (
+            {"transitions": {"advance_to": "verified"}},
+            "/tools/lookup_order/transitions/advance_to",
+            "advances_to",
+        ),
+        (
+            {"preconditions": [{"requires_prior": "verify_customer"}]},
+            "/tools/lookup_order/preconditions/0/requires_prior",
+            "requires_prior_tool",
+        ),
+        ({"checkpoint": {"reasons": "x"}}, "/tools/lookup_order/checkpoint/reasons", "reason"),
+        (
+            {"execution_constraints": {"argument": []}},
+            "/tools/lookup_order/execution_constraints/argument",
+            "arguments",
+        ),
+        (
+            {"binds": [{"name": "order", "form": "$.output.id"}]},
+            "/tools/lookup_order/binds/0/form",
+            "from",
+        ),
+    ],
+)
+def test_a_misspelled_published_sub_field_is_refused_with_a_did_you_mean(
+    fields: dict[str, Any], pointer: str, guess: str
+) -> None:
+    errors = [e for e in errors_of(with_tool("lookup_order", **fields)) if e.path == pointer]
+    assert len(errors) == 1
+    assert f"did you mean {guess!r}?" in errors[0].message
+
+
+def test_a_misspelled_phase_flag_is_refused_with_a_did_you_mean() -> None:
+    contract = refund_contract()
+    contract["phases"][2]["terminl"] = True
+    assert "did you mean 'terminal'?" in error_at(contract, "/phases/2/terminl").message
+
+
+def test_execution_constraints_compile_like_argument_invariants() -> None:
+    rule = {"path": "$.amount", "operator": "lte", "value": 5}
+    compiled = compile_session(
+        with_tool("issue_refund", execution_constraints={"arguments": [rule]})
+    )
+    [constraint] = compiled.tools["issue_refund"].constraints
+    assert (constraint.path, constraint.operator, constraint.value) == ("$.amount", "lte", 5)
+    bad = with_tool("issue_refund", execution_constraints={"arguments": [{"path": "amount"}]})
+    assert error_at(bad, "/tools/issue_refund/execution_constraints/arguments/0/path")
+
+
+def test_binds_compile_in_the_published_list_form_and_the_older_map_form() -> None:
+    listed = [
+        {"name": "order", "from": "$.arguments.order_id"},
+        {"name": "c", "from": "$.output.c"},
+    ]
+    compiled = compile_session(with_tool("lookup_order", binds=listed))
+    binds = compiled.tools["lookup_order"].binds
+    assert [(b.name, b.path, b.root) for b in binds] == [
+        ("order", "$.arguments.order_id", "call"),
+        ("c", "$.output.c", "call"),
+    ]
+    assert binds[0].read({"order_id": "o-1"}, None) == (True, "o-1")
+    mapped = compile_session(with_tool("lookup_order", binds={"c": "$.c"})).tools["lookup_order"]
+    assert [(b.name, b.root) for b in mapped.binds] == [("c", "output")]
+    assert mapped.binds[0].read({}, {"c": 7}) == (True, 7)
+
+
+def test_a_binding_from_anywhere_but_the_arguments_or_the_output_does_not_compile() -> None:
+    contract = with_tool("lookup_order", binds=[{"name": "x", "from": "$.result.id"}])
+    assert error_at(contract, "/tools/lookup_order/binds/0/from").keyword == "binds"
+    contract = with_tool("lookup_order", binds=[{"from": "$.output.id"}])
+    assert error_at(contract, "/tools/lookup_order/binds/0/name").keyword == "required"
+
+
+def test_the_ref_operator_takes_a_binding_name() -> None:
+    compiled = compile_session(invariant(path="$.order_id", operator="ref", value="order"))
+    [rule] = compiled.tools["issue_refund"].invariants
+    assert rule.evaluate({"order_id": "o-1"}, {"order": "o-1"})[0] is True
+    assert rule.evaluate({"order_id": "o-2"}, {"order": "o-1"})[0] is False
+    assert rule.evaluate({"order_id": "o-1"}, {})[0] is False
+    assert error_at(
+        invariant(path="$.x", operator="ref", value=3),
+        "/tools/issue_refund/argument_value_invariants/0/value",
+    )
 
 
 def test_the_compiled_session_does_not_share_state_with_its_input() -> None:
@@ -310,11 +457,17 @@ def test_an_empty_phase_list_has_neither_initial_nor_terminal_phase() -> None:
     assert keywords == {"initial_phase", "terminal_phase"}
 
 
-def test_a_phase_no_transition_reaches_is_a_compile_error_pointing_at_it() -> None:
-    contract = refund_contract(transitions={"start": ["verified"], "verified": []})
-    error = error_at(contract, "/phases/2")
+def test_a_non_terminal_phase_no_transition_reaches_is_a_compile_error_pointing_at_it() -> None:
+    contract = refund_contract(transitions={"start": ["refunded"], "refunded": []})
+    error = error_at(contract, "/phases/1")
     assert error.keyword == "unreachable_phase"
-    assert "refunded" in error.message
+    assert "verified" in error.message
+
+
+def test_an_unreachable_terminal_phase_compiles() -> None:
+    phases = [*refund_contract()["phases"], {"name": "abandoned", "terminal": True}]
+    compiled = compile_session(refund_contract(phases=phases))
+    assert compiled.terminal_phases == ("refunded", "abandoned")
 
 
 def test_reachability_follows_transitions_through_several_hops() -> None:

@@ -282,7 +282,15 @@ def role(name: str, tool: str) -> dict[str, Any]:
         "agent": name,
         "phases": [{"name": "working", "initial": True}, {"name": "done", "terminal": True}],
         "transitions": {"working": ["done"], "done": []},
-        "tools": {tool: {"tool": tool, "transitions": {"advances_to": "done"}}},
+        "tools": {
+            tool: {
+                "tool": tool,
+                "side_effect": "read",
+                "evidence_class": "local_transaction",
+                "commit_requirement": "none",
+                "transitions": {"advances_to": "done"},
+            }
+        },
     }
     return {"name": name, "session_contract": contract}
 

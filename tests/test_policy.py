@@ -518,6 +518,8 @@ def test_reasons_are_reported_in_the_order_of_section_4_2() -> None:
     )
     raw["tools"]["mega"] = {
         "side_effect": "admin",
+        "evidence_class": "local_transaction",
+        "commit_requirement": "none",
         "transitions": {"valid_in_phases": ["refunded"]},
         "preconditions": [{"requires_prior_tool": "issue_refund"}],
         "argument_value_invariants": [{"path": "$.n", "operator": "gt", "value": 5}],

@@ -602,7 +602,12 @@ def a_session(**changes: Any) -> dict[str, Any]:
         "bindings": {},
         "lease": {"lease_id": "lease_1", "fence_token": 1, "holder_id": "w", "expires_at": None},
         "workflow": None,
-        "governance": {"attachment": "attached", "compiled_hash": HASH, "source": "plan"},
+        "governance": {
+            "attachment": "attached",
+            "compiled_hash": HASH,
+            "source": "plan",
+            "unenforced": [],
+        },
         "killed": None,
         "created_at": TS,
         "updated_at": TS,

@@ -2,19 +2,23 @@
 
 `compile_session(raw)` checks everything at once and raises `CompileError` listing every
 problem, each at a JSON Pointer into the compiled_session. Paths and regexes are parsed
-once here, never per request. Unknown public fields are kept in `raw`, except inside
-`session_limits`, where an unknown key is an error: a limit is never silently dropped.
+once here, never per request. Every key must be a published field (`published.py`): an
+unknown key is an error with a "did you mean", so a typo never silently drops a limit.
+Published fields the mock does not enforce are kept in `raw` and listed in `unenforced`.
 
 Required: `schema_version` (exactly the string "1.0"), `agent` (a non-empty string),
 `phases` (a list of `{name, initial?, terminal?}`, unique names, exactly one initial, at
-least one terminal, every phase reachable from the initial one through `transitions`).
+least one terminal, every non-terminal phase reachable from the initial one through
+`transitions`); in every tool contract `side_effect`, `evidence_class` and
+`commit_requirement`.
 
 Defaults: `transitions` {} (a phase may map to null, read as []), `tools` {},
-`unmatched_policy` "block", `risk_defaults` {}, no session limits. For a tool:
-`side_effect` "read", `evidence_class` "local_transaction", `commit_requirement` "none",
-`gate` none (the risk default decides), no `transitions` (valid in every phase, advances
-nowhere), no preconditions, invariants, `forbids_after` or `checkpoint`. A tool's `tool`
-field, when present, must equal its key in `tools`. An invariant's rule id is its `rule_id`,
+`unmatched_policy` "block", `risk_defaults` {}, no session limits. For a tool: `gate` none
+(the risk default decides), no `transitions` (valid in every phase, advances nowhere), no
+preconditions, invariants, execution constraints, `forbids_after`, `binds` or
+`checkpoint`. A tool's `tool` field, when present, must equal its key in `tools`. `binds`
+is the published list `[{name, from: "$.arguments.…" | "$.output.…"}]`, or the older map
+`{name: "$.path"}` read from the output. An invariant's rule id is its `rule_id`,
 else its `id`. `loop_detection` needs both `window` (>= 0) and `threshold` (>= 1);
 `circuit_breaker` thresholds are >= 1; every other limit is >= 0. A precondition may name a
 tool that has no contract (it can still commit under `unmatched_policy: allow`).
@@ -31,15 +35,17 @@ from typing import Any
 from ..errors import CompileError, FieldError
 from .jsonpath import (
     ErrorLog,
+    PathSyntaxError,
     describe,
+    parse_path,
     pointer,
     read_amount,
     read_count,
     read_enum,
     read_flag,
     read_names,
-    read_object,
     resolve_path,
+    resolve_segments,
 )
 from .operators import (
     Invariant,
@@ -48,8 +54,26 @@ from .operators import (
     compile_invariants,
     compile_preconditions,
 )
+from .published import (
+    BIND_FIELDS,
+    BREAKER_FIELDS,
+    CHECKPOINT_FIELDS,
+    EXECUTION_CONSTRAINT_FIELDS,
+    LIMIT_FIELDS,
+    LOOP_FIELDS,
+    PHASE_FIELDS,
+    SESSION_ENFORCED,
+    SESSION_FIELDS,
+    TOOL_FIELDS,
+    TOOL_REQUIRED,
+    TOOL_TRANSITION_FIELDS,
+    check_keys,
+    check_sub_fields,
+    unenforced_paths,
+)
 
 __all__ = [
+    "Bind",
     "CompiledSession",
     "Invariant",
     "OutputCheck",
@@ -72,15 +96,7 @@ _KINDS = (
     ("commit_requirement", COMMIT_REQUIREMENTS),
     ("gate", ("allow", "block")),
 )
-_SESSION_KEYS: tuple[str, ...] = ("schema_version", "agent", "phases", "transitions")
-_SESSION_KEYS += ("session_limits", "risk_defaults", "unmatched_policy")
-_LIMIT_KEYS: tuple[str, ...] = (
-    "max_steps",
-    "max_tool_calls",
-    "max_cost_per_session",
-    "max_calls_per_tool",
-)
-_LIMIT_KEYS += ("loop_detection", "circuit_breaker")
+_BIND_ROOTS = ("arguments", "output")
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,25 @@ class SessionLimits:
 
 
 @dataclass(frozen=True)
+class Bind:
+    """One binding: on commit, the value at `path` (in the call or its output) fills `name`.
+
+    `root` is "call" for the published list form (paths start `$.arguments` or `$.output`)
+    and "output" for the older map form (paths into the output).
+    """
+
+    name: str
+    path: str
+    root: str
+    segments: tuple[str | int, ...] = field(default=(), compare=False, repr=False)
+
+    def read(self, arguments: Any, output: Any) -> tuple[bool, Any]:
+        """(found, value) of this binding for a committed call."""
+        data = {"arguments": arguments, "output": output} if self.root == "call" else output
+        return resolve_segments(self.segments, data)
+
+
+@dataclass(frozen=True)
 class ToolContract:
     """The compiled contract of one tool."""
 
@@ -111,6 +146,8 @@ class ToolContract:
     preconditions: tuple[Precondition, ...] = ()
     forbids_after: tuple[str, ...] = ()
     invariants: tuple[Invariant, ...] = ()
+    constraints: tuple[Invariant, ...] = ()
+    binds: tuple[Bind, ...] = ()
     checkpoint: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -130,6 +167,7 @@ class CompiledSession:
     risk_defaults: dict[str, str]
     unmatched_policy: str
     tools: dict[str, ToolContract]
+    unenforced: tuple[str, ...] = ()
 
     def legal_next(self, phase: str) -> list[str]:
         """The phases a commit may move to from `phase` (its declared transitions)."""
@@ -161,8 +199,9 @@ def compile_contracts_dir(session_doc: dict[str, Any], tool_docs: dict[str, Any]
     """
     if not isinstance(session_doc, dict):
         raise CompileError([FieldError("", "session.yaml must hold a mapping", "type")])
-    compiled = {key: copy.deepcopy(session_doc[key]) for key in _SESSION_KEYS if key in session_doc}
-    for key in sorted(k for k in session_doc if k not in _SESSION_KEYS and k != "tools"):
+    first = [key for key in SESSION_ENFORCED if key != "tools"]
+    compiled = {key: copy.deepcopy(session_doc[key]) for key in first if key in session_doc}
+    for key in sorted(k for k in session_doc if k not in first and k != "tools"):
         compiled[key] = copy.deepcopy(session_doc[key])
     compiled["tools"] = {name: copy.deepcopy(tool_docs[name]) for name in sorted(tool_docs)}
     return compiled
@@ -197,6 +236,7 @@ def compile_session(raw: dict[str, Any]) -> CompiledSession:
         risk_defaults=risk,
         unmatched_policy=policy,
         tools=tools,
+        unenforced=tuple(unenforced_paths(raw)),
     )
 
 
@@ -210,7 +250,8 @@ def _digest(raw: dict[str, Any], errors: ErrorLog) -> str:
 
 
 def _header(raw: dict[str, Any], errors: ErrorLog) -> tuple[str, str]:
-    """schema_version, agent and unmatched_policy."""
+    """Published keys only; schema_version, agent and unmatched_policy."""
+    check_keys(raw, "", errors, SESSION_FIELDS, "a session contract")
     if "schema_version" not in raw:
         errors.add("/schema_version", 'schema_version is required ("1.0")', "required")
     elif raw["schema_version"] != "1.0" or not isinstance(raw["schema_version"], str):
@@ -240,6 +281,7 @@ def _phases(value: Any, errors: ErrorLog) -> list[_Phase] | None:
         if not isinstance(item, dict):
             errors.add(pointer("phases", index), "a phase must be an object {name, ...}", "type")
             continue
+        check_keys(item, pointer("phases", index), errors, PHASE_FIELDS, "a phase")
         name = item.get("name")
         if not isinstance(name, str) or not name:
             errors.add(pointer("phases", index, "name"), "a phase needs a non-empty name", "type")
@@ -290,7 +332,7 @@ def _transitions(
 def _check_graph(
     phases: list[_Phase] | None, graph: dict[str, tuple[str, ...]], errors: ErrorLog
 ) -> str | None:
-    """Exactly one initial phase, at least one terminal, all reachable; the initial name."""
+    """Exactly one initial phase, at least one terminal, every non-terminal one reachable."""
     if phases is None:
         return None
     initials = [p for p in phases if p.initial]
@@ -312,7 +354,7 @@ def _check_graph(
                 reached.add(target)
                 frontier.append(target)
     for phase in phases:
-        if phase.name not in reached:
+        if phase.name not in reached and not phase.terminal:
             message = f"phase {phase.name!r} is unreachable from the initial phase {start!r}"
             errors.add(pointer("phases", phase.index), message, "unreachable_phase")
     return start
@@ -321,15 +363,18 @@ def _check_graph(
 def _limits(value: Any, errors: ErrorLog) -> SessionLimits:
     """`session_limits`, every number checked; an unknown limit is an error."""
     at = "/session_limits"
-    limits = read_object(value, at, errors, _LIMIT_KEYS)
+    limits = _limit_object(value, at, errors, LIMIT_FIELDS, "session_limits")
     loop_at, breaker_at = at + "/loop_detection", at + "/circuit_breaker"
-    loop = read_object(limits.get("loop_detection"), loop_at, errors, ("window", "threshold"))
+    loop = _limit_object(
+        limits.get("loop_detection"), loop_at, errors, LOOP_FIELDS, "loop_detection"
+    )
     if "loop_detection" in limits and isinstance(limits["loop_detection"], dict):
         for key in ("window", "threshold"):
             if loop.get(key) is None:
                 errors.add(f"{loop_at}/{key}", f"loop_detection needs {key}", "required")
-    keys = ("consecutive_blocks", "consecutive_errors")
-    breaker = read_object(limits.get("circuit_breaker"), breaker_at, errors, keys)
+    breaker = _limit_object(
+        limits.get("circuit_breaker"), breaker_at, errors, BREAKER_FIELDS, "circuit_breaker"
+    )
     return SessionLimits(
         max_steps=read_count(limits.get("max_steps"), at + "/max_steps", errors),
         max_tool_calls=read_count(limits.get("max_tool_calls"), at + "/max_tool_calls", errors),
@@ -346,6 +391,19 @@ def _limits(value: Any, errors: ErrorLog) -> SessionLimits:
             breaker.get("consecutive_errors"), breaker_at + "/consecutive_errors", errors, 1
         ),
     )
+
+
+def _limit_object(
+    value: Any, at: str, errors: ErrorLog, known: tuple[str, ...], what: str
+) -> dict[str, Any]:
+    """An optional limits object whose keys must all be published ({} when absent or bad)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors.add(at, "must be an object", "type")
+        return {}
+    check_keys(value, at, errors, known, what, "unknown_limit")
+    return value
 
 
 def _per_tool(value: Any, at: str, errors: ErrorLog) -> dict[str, int]:
@@ -401,6 +459,12 @@ def _tool(name: str, doc: Any, phases: set[str] | None, errors: ErrorLog) -> Too
         return None
     if not name:
         errors.add(at, "a tool name must not be empty", "type")
+    check_keys(doc, at, errors, TOOL_FIELDS, f"a tool contract ({name})")
+    check_sub_fields(doc, at, errors)
+    for key in TOOL_REQUIRED:
+        if doc.get(key) is None:
+            allowed = ", ".join(dict(_KINDS)[key])
+            errors.add(f"{at}/{key}", f"{key} is required: one of {allowed}", "required")
     if "tool" in doc and doc["tool"] != name:
         message = f"tool is {describe(doc['tool'])} but the contract is filed under {name!r}"
         errors.add(at + "/tool", message, "tool_name")
@@ -425,6 +489,8 @@ def _tool(name: str, doc: Any, phases: set[str] | None, errors: ErrorLog) -> Too
         ),
         forbids_after=read_names(doc.get("forbids_after"), at + "/forbids_after", errors),
         invariants=compile_invariants(invariants, at + "/argument_value_invariants", errors),
+        constraints=_constraints(doc.get("execution_constraints"), at, errors),
+        binds=_binds(doc.get("binds"), at + "/binds", errors),
         checkpoint=_checkpoint(doc.get("checkpoint"), at + "/checkpoint", errors),
         raw=copy.deepcopy(doc),
     )
@@ -440,6 +506,7 @@ def _tool_phases(
     if not isinstance(value, dict):
         errors.add(at, "must be an object {valid_in_phases?, advances_to?}", "type")
         return None, None
+    check_keys(value, at, errors, TOOL_TRANSITION_FIELDS, "a tool's transitions")
     valid_in = None
     if value.get("valid_in_phases") is not None:
         valid_in = read_names(value["valid_in_phases"], at + "/valid_in_phases", errors, phases)
@@ -460,6 +527,68 @@ def _checkpoint(value: Any, at: str, errors: ErrorLog) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         errors.add(at, "checkpoint must be an object {reason?}", "type")
         return None
+    check_keys(value, at, errors, CHECKPOINT_FIELDS, "checkpoint")
     if value.get("reason") is not None and not isinstance(value["reason"], str):
         errors.add(at + "/reason", "reason must be a string", "type")
     return dict(value)
+
+
+def _constraints(value: Any, at: str, errors: ErrorLog) -> tuple[Invariant, ...]:
+    """`execution_constraints`: `{arguments: [invariant]}`, checked like argument invariants."""
+    at += "/execution_constraints"
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        errors.add(at, "execution_constraints must be an object {arguments: [...]}", "type")
+        return ()
+    check_keys(value, at, errors, EXECUTION_CONSTRAINT_FIELDS, "execution_constraints")
+    return compile_invariants(value.get("arguments"), at + "/arguments", errors)
+
+
+def _binds(value: Any, at: str, errors: ErrorLog) -> tuple[Bind, ...]:
+    """`binds`: the published list `[{name, from}]`, or the older map `{name: "$.path"}`."""
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        return tuple(
+            bind
+            for name, path in value.items()
+            if (bind := _bind(str(name), path, "output", at + pointer(name), errors)) is not None
+        )
+    if not isinstance(value, list):
+        errors.add(at, "binds must be a list of {name, from}", "type")
+        return ()
+    binds: list[Bind] = []
+    for index, item in enumerate(value):
+        here = at + pointer(index)
+        if not isinstance(item, dict):
+            errors.add(here, "a binding must be an object {name, from}", "type")
+            continue
+        check_keys(item, here, errors, BIND_FIELDS, "a binding")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            errors.add(here + "/name", "name is required: the binding's name", "required")
+            continue
+        bind = _bind(name, item.get("from"), "call", here + "/from", errors)
+        if bind is not None:
+            binds.append(bind)
+    return tuple(binds)
+
+
+def _bind(name: str, path: Any, root: str, at: str, errors: ErrorLog) -> Bind | None:
+    """One binding whose path is checked (and, in the list form, rooted in the call)."""
+    expected = "a JSONPath like $.arguments.order_id or $.output.order_id"
+    if root == "output":
+        expected = "a JSONPath into the output, like $.order_id"
+    if not isinstance(path, str):
+        errors.add(at, f"must be {expected}", "type")
+        return None
+    try:
+        segments = parse_path(path)
+    except PathSyntaxError as exc:
+        errors.add(at, str(exc), "binds")
+        return None
+    if root == "call" and (not segments or segments[0] not in _BIND_ROOTS):
+        errors.add(at, f"{path!r} must start with $.arguments or $.output", "binds")
+        return None
+    return Bind(name, path, root, segments)

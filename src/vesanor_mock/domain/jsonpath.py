@@ -143,20 +143,6 @@ def read_flag(item: dict[str, Any], key: str, at: str, log: ErrorLog) -> bool:
     return value
 
 
-def read_object(value: Any, at: str, log: ErrorLog, known: tuple[str, ...]) -> dict[str, Any]:
-    """An optional limits object whose keys must all be known ({} when absent or bad)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        log.add(at, "must be an object", "type")
-        return {}
-    for key in value:
-        if key not in known:
-            message = f"unknown limit {key!r}; expected one of {', '.join(known)}"
-            log.add(at + pointer(key), message, "unknown_limit")
-    return value
-
-
 def read_names(
     value: Any, at: str, log: ErrorLog, phases: set[str] | None = None
 ) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from .jsonpath import (
     read_items,
     resolve_segments,
 )
+from .published import PRECONDITION_FIELDS, check_keys
 from .regex import Pattern, RegexRefused, compile_regex
 
 INVARIANT_OPERATORS: tuple[str, ...] = (
@@ -40,8 +41,12 @@ INVARIANT_OPERATORS: tuple[str, ...] = (
     "regex",
     "min_length",
     "max_length",
+    "ref",
 )
-"""Operators allowed in `argument_value_invariants`."""
+"""Operators allowed in `argument_value_invariants` and `execution_constraints`.
+
+`ref` names a session binding: the argument must equal the binding's value (a binding not
+yet set fails: fail closed); the policy reports it as `binding_mismatch`."""
 
 OUTPUT_OPERATORS: tuple[str, ...] = ("equals", "exists", "gte", "lte")
 """Operators allowed in a precondition's `with_output` checks."""
@@ -80,6 +85,8 @@ def operand_problem(operator: str, value: Any) -> str | None:
         return f"{operator} takes a non-negative integer"
     if operator in _LENGTH and value < 0:
         return f"{operator} takes a non-negative integer"
+    if operator == "ref" and (not isinstance(value, str) or not value):
+        return "ref takes the name of a session binding"
     if operator == "regex":
         if not isinstance(value, str):
             return "regex takes a string"
@@ -176,9 +183,16 @@ class Invariant:
         if self.operator == "regex" and self.pattern is None:
             object.__setattr__(self, "pattern", compile_regex(str(self.value)))
 
-    def evaluate(self, data: Any) -> tuple[bool, bool, Any]:
-        """(holds, found, actual) for this invariant against `data` (the arguments)."""
+    def evaluate(self, data: Any, bindings: dict[str, Any] | None = None) -> tuple[bool, bool, Any]:
+        """(holds, found, actual) for this invariant against `data` (the arguments).
+
+        For `ref`, the expected value is the session binding named by `value`.
+        """
         found, actual = resolve_segments(self.segments, data)
+        if self.operator == "ref":
+            bound = bindings is not None and self.value in bindings
+            expected = bindings[self.value] if bindings is not None and bound else None
+            return bound and found and json_equal(actual, expected), found, actual
         return holds(self.operator, found, actual, self.value, self.pattern), found, actual
 
 
@@ -243,6 +257,7 @@ def _precondition(item: Any, at: str, log: ErrorLog) -> Precondition | None:
         log.add(at, message, "precondition")
         return None
     mark = len(log)
+    check_keys(item, at, log, PRECONDITION_FIELDS, "a precondition")
     tool = item.get("requires_prior_tool")
     if not isinstance(tool, str) or not tool:
         message = "requires_prior_tool must name a tool"

@@ -13,6 +13,9 @@ is silent:
 - A checkpoint decision whose `approved` is anything but `true` is a denial (fail closed).
 - A commit whose tool advances to the phase the session is already in changes nothing
   and is not a refused transition.
+- `execution_constraints.arguments` are checked like argument invariants (same reason code,
+  detail "Execution constraint at …"), after them. A `ref` that fails, including one whose
+  binding is not set yet (fail closed), is `binding_mismatch` with `path` and `operator`.
 - `narrow` drops repeated names from the offered tools (first occurrence kept). It applies
   check 6 in full, `with_output` included, as validation does.
 """
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .contracts import CompiledSession, SessionLimits, ToolContract
+from .contracts import CompiledSession, Invariant, SessionLimits, ToolContract
 from .jsonpath import describe
 from .models import CommittedCall, Session, ToolFilter
 from .operators import failure_detail, json_equal
@@ -61,6 +64,7 @@ class PolicyView:
     cost_usd: float
     forbidden: set[str]
     latest: dict[str, Any] | None = None  # latest committed output by tool, when kept
+    bindings: dict[str, Any] | None = None  # the session's bindings, for `ref`
 
     @classmethod
     def of(cls, session: Session) -> PolicyView:
@@ -74,6 +78,7 @@ class PolicyView:
             cost_usd=session.counters.cost_usd,
             forbidden=session.forbidden,
             latest=session.latest_output,
+            bindings=session.bindings,
         )
 
 
@@ -101,7 +106,8 @@ def judge_call(
     if tool is not None:
         reasons += _risk(contract, tool)
         reasons += _preconditions(tool, view)
-        reasons += _invariants(tool, arguments)
+        reasons += _invariants(tool.invariants, arguments, view.bindings, "Argument")
+        reasons += _invariants(tool.constraints, arguments, view.bindings, "Execution constraint")
     reasons += _limits(contract.limits, view, name, arguments, earlier)
     if tool is not None:
         reasons += _checkpoint(tool, checkpoint_decision)
@@ -172,20 +178,39 @@ def _preconditions(tool: ToolContract, view: PolicyView) -> list[Reason]:
     return reasons
 
 
-def _invariants(tool: ToolContract, arguments: dict[str, Any]) -> list[Reason]:
-    """Step 7: one reason per failing argument-value invariant."""
+def _invariants(
+    invariants: Sequence[Invariant],
+    arguments: dict[str, Any],
+    bindings: dict[str, Any] | None,
+    what: str,
+) -> list[Reason]:
+    """Step 7: one reason per failing argument invariant or execution constraint."""
     reasons: list[Reason] = []
-    for invariant in tool.invariants:
-        holds, found, actual = invariant.evaluate(arguments)
-        if not holds:
-            detail = f"Argument at {invariant.path}: " + failure_detail(
+    for invariant in invariants:
+        holds, found, actual = invariant.evaluate(arguments, bindings)
+        if holds:
+            continue
+        if invariant.operator == "ref":
+            code, detail = "binding_mismatch", _ref_detail(invariant, bindings, found, actual)
+        else:
+            code = "argument_invariant_failed"
+            detail = f"{what} at {invariant.path}: " + failure_detail(
                 invariant.operator, invariant.value, found, actual
             )
-            code = "argument_invariant_failed"
-            reasons.append(
-                Reason(code, detail, invariant.path, invariant.operator, invariant.rule_id)
-            )
+        reasons.append(Reason(code, detail, invariant.path, invariant.operator, invariant.rule_id))
     return reasons
+
+
+def _ref_detail(
+    invariant: Invariant, bindings: dict[str, Any] | None, found: bool, actual: Any
+) -> str:
+    """Why an argument does not match the session binding its `ref` names."""
+    name = str(invariant.value)
+    seen = describe(actual) if found else "nothing"
+    if bindings is None or name not in bindings:
+        return f"Argument at {invariant.path} must equal binding {name}, which is not set yet"
+    expected = describe(bindings[name])
+    return f"Argument at {invariant.path} must equal binding {name} ({expected}), found {seen}"
 
 
 def _limits(

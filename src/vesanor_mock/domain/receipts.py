@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import Conflict, NotFound
 from . import policy
-from .contracts import resolve_path
+from .contracts import ToolContract
 from .models import HISTORY_KEPT, CommittedCall, PendingCall, Receipt, Session
 from .sessionops import (
     Context,
@@ -109,20 +109,18 @@ def _commit(ctx: Context, session: Session, pending: PendingCall, output: Any) -
             )
         session.phase = phase
         session.forbidden.update(policy.forbids_after(contract, pending.tool_name))
-        session.bindings.update(_bindings(contract.tools[pending.tool_name].raw, output))
+        tool = contract.tools[pending.tool_name]
+        session.bindings.update(_bindings(tool, pending.arguments, output))
     bump(ctx, session)
 
 
-def _bindings(tool_raw: dict[str, Any], output: Any) -> dict[str, Any]:
-    """A tool's `binds: {name: "$.path"}` taken from its committed output."""
-    binds = tool_raw.get("binds")
+def _bindings(tool: ToolContract, arguments: Any, output: Any) -> dict[str, Any]:
+    """The values a committed call binds (its `binds`, from its arguments or output)."""
     found: dict[str, Any] = {}
-    if isinstance(binds, dict):
-        for name, path in binds.items():
-            if isinstance(path, str):
-                exists, value = resolve_path(path, output)
-                if exists:
-                    found[str(name)] = value
+    for bind in tool.binds:
+        exists, value = bind.read(arguments, output)
+        if exists:
+            found[bind.name] = value
     return found
 
 

@@ -21,6 +21,7 @@ def governance_view(session: Session) -> dict[str, Any]:
         "attachment": "attached" if contract is not None else "no_plan",
         "compiled_hash": contract.compiled_hash if contract is not None else None,
         "source": session.governance_source,
+        "unenforced": list(contract.unenforced) if contract is not None else [],
     }
 
 
