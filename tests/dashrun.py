@@ -43,7 +43,15 @@ def role_contract(agent: str, tool: str) -> dict[str, Any]:
         "agent": agent,
         "phases": [{"name": "working", "initial": True}, {"name": "done", "terminal": True}],
         "transitions": {"working": ["done"], "done": []},
-        "tools": {tool: {"tool": tool, "transitions": {"advances_to": "done"}}},
+        "tools": {
+            tool: {
+                "tool": tool,
+                "side_effect": "read",
+                "evidence_class": "local_transaction",
+                "commit_requirement": "none",
+                "transitions": {"advances_to": "done"},
+            }
+        },
     }
 
 
