@@ -93,7 +93,7 @@ def test_the_same_session_id_with_another_agent_is_a_mismatch(api: Api) -> None:
 def test_enforcement_follows_mode_contract_source_and_environment(
     api: Api, fields: dict[str, object], expected: str
 ) -> None:
-    response = api.create_session(agent="notes-bot", **fields)
+    response = api.create_session(agent="refund-bot", **fields)
     assert response.json()["session"]["enforcement"] == expected
 
 
@@ -113,11 +113,90 @@ def test_a_session_attaches_to_the_tenants_approved_plan_for_its_agent_and_envir
 
 def test_a_contract_can_be_named_by_the_compiled_hash_of_an_approved_plan(api: Api) -> None:
     wanted = compiled_hash(refund_contract())
-    session = api.create_session(agent="x-bot", contract={"compiled_hash": wanted}).json()[
-        "session"
-    ]
+    session = api.create_session(
+        agent="refund-bot", environment="production", contract={"compiled_hash": wanted}
+    ).json()["session"]
     assert session["governance"]["compiled_hash"] == wanted
     assert session["governance"]["source"] == "plan"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"agent": "x-bot", "environment": "production"},
+        {"agent": "refund-bot", "environment": "staging"},
+    ],
+)
+def test_the_hash_of_a_plan_for_another_agent_or_environment_is_a_validation_error(
+    api: Api, fields: dict[str, str]
+) -> None:
+    wanted = compiled_hash(refund_contract())
+    response = api.create_session(contract={"compiled_hash": wanted}, **fields)
+    assert (response.status_code, error_code(response)) == (422, "VALIDATION_FAILED")
+    assert response.json()["error"]["details"]["errors"][0]["path"] == "/contract/compiled_hash"
+
+
+def test_a_compiled_session_for_another_agent_is_a_validation_error_at_its_agent(
+    api: Api,
+) -> None:
+    response = api.create_session(agent="x-bot", contract={"compiled_session": refund_contract()})
+    assert (response.status_code, error_code(response)) == (422, "VALIDATION_FAILED")
+    assert response.json()["error"]["details"]["errors"][0]["path"] == (
+        "/contract/compiled_session/agent"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "enforcement"),
+    [("development", "monitor"), ("staging", "advisory"), ("production", "protective")],
+)
+def test_the_approved_artifact_sent_inline_is_the_plan_whatever_way_it_travels(
+    api: Api, server: MockServer, environment: str, enforcement: str
+) -> None:
+    runtime = server.service.world.runtime
+    for env in ("development", "staging"):
+        if runtime.approved_plan("default", "refund-bot", env) is None:
+            runtime.add_plan("default", "refund-bot", env, "approved", refund_contract())
+    inline = api.create_session(
+        environment=environment, contract={"compiled_session": refund_contract()}
+    ).json()["session"]
+    by_hash = api.create_session(
+        environment=environment, contract={"compiled_hash": compiled_hash(refund_contract())}
+    ).json()["session"]
+    for session in (inline, by_hash):
+        assert session["governance"]["source"] == "plan"
+        assert session["enforcement"] == enforcement
+    other = refund_contract(risk_defaults={})
+    own = api.create_session(environment=environment, contract={"compiled_session": other})
+    assert own.json()["session"]["governance"]["source"] == "request"
+    assert own.json()["session"]["enforcement"] == "protective"
+    server.service.reset()
+
+
+def test_a_session_of_an_agent_whose_plan_is_broken_shows_artifact_invalid_and_fails_closed(
+    api: Api,
+) -> None:
+    session = api.create_session(agent="broken-bot", environment="production").json()["session"]
+    assert session["governance"]["attachment"] == "artifact_invalid"
+    assert session["governance"]["source"] == "none"
+    prep = api.preflight(session["session_id"], fence_token=1).json()
+    assert prep["decision"] == "block"
+    assert [r["code"] for r in prep["reasons"]] == ["approved_artifact_invalid"]
+
+
+def test_unmatched_policy_on_create_overrides_the_contracts(api: Api) -> None:
+    sid = api.create_session(
+        contract={"compiled_session": refund_contract()}, unmatched_policy="allow"
+    ).json()["session"]["session_id"]
+    prep = api.preflight(sid, fence_token=1).json()
+    call = {"id": "c1", "name": "mystery_tool", "arguments": {}}
+    answer = api.propose(
+        sid,
+        prepared_request_id=prep["prepared_request_id"],
+        fence_token=1,
+        response={"tool_calls": [call]},
+    ).json()
+    assert answer["calls"][0]["decision"] == "allow"
 
 
 def test_an_unknown_compiled_hash_is_a_validation_error_pointing_at_it(api: Api) -> None:

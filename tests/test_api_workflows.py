@@ -314,7 +314,7 @@ def test_a_role_contract_governs_a_member_without_its_own_and_a_request_contract
     }
     assert researcher["enforcement"] == "protective"
     assert researcher["phase"] == {"current": "working", "legal_next": ["done"]}
-    own = role_contract("own", "other_tool")
+    own = role_contract("writer", "other_tool")
     writer = api.create_session(
         agent="writer",
         contract={"compiled_session": own},
@@ -823,3 +823,17 @@ def assert_refuses_every_write(api: Api, sid: str, fence: int) -> None:
         api.offer_handoff(sid, to_role="writer", fence_token=fence),
     )
     assert [error_code(r) for r in writes] == ["SESSION_KILLED"] * len(writes)
+
+
+def test_a_string_session_contract_names_a_role_without_an_inline_contract(api: Api) -> None:
+    workflow = compiled_workflow()
+    workflow["roles"][1]["session_contract"] = "./researcher"
+    _, _, wid = root(api, workflow={"compiled_workflow": workflow})
+    assert workflow_of(api, wid)["roles"][1] == {
+        "name": "researcher",
+        "session_contract": "./researcher",
+    }
+    member = api.create_session(
+        agent="researcher", workflow={"type": "child", "workflow_id": wid, "role": "researcher"}
+    ).json()["session"]
+    assert member["governance"]["source"] == "none"

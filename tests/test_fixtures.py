@@ -211,7 +211,7 @@ def bypass_report(api: Api, server: MockServer) -> None:
 def no_plan_production(api: Api, server: MockServer) -> None:
     assert api.plan(agent="refund-bot", environment="production").json()["status"] == "no_plan"
     session = api.create_session(environment="production").json()["session"]
-    assert session["governance"]["attachment"] == "no_plan"
+    assert session["governance"]["attachment"] == "artifact_invalid"
     prep = api.preflight(session["session_id"], fence_token=1).json()
     assert prep["decision"] == "block"
     assert [r["code"] for r in prep["reasons"]] == ["no_approved_plan"]
@@ -232,7 +232,7 @@ def invalid_artifact(api: Api, server: MockServer) -> None:
     response = api.plan(agent="refund-bot", environment="production")
     assert error_code(response) == "APPROVED_ARTIFACT_INVALID"
     session = api.create_session(environment="production").json()["session"]
-    assert session["governance"]["attachment"] == "no_plan"
+    assert session["governance"]["attachment"] == "artifact_invalid"
 
 
 @story("outage-503.yaml")

@@ -42,16 +42,23 @@ class Prepared:
     narrowed: tuple[dict[str, str], ...] = ()
 
 
-def fails_closed(ctx: Context, session: Session) -> bool:
-    """Without any contract, staging and production block everything (§2.1)."""
-    return (
-        session.contract is None
-        and session.environment != "development"
-        and ctx.options.fail_closed_without_plan
-    )
-
-
 NO_PLAN = Reason("no_approved_plan", "No approved governance plan for this agent and environment")
+ARTIFACT_INVALID = Reason(
+    "approved_artifact_invalid",
+    "The approved governance plan for this agent and environment has a broken artifact",
+)
+FAIL_CLOSED_CODES = (NO_PLAN.code, ARTIFACT_INVALID.code)
+
+
+def fails_closed(ctx: Context, session: Session) -> Reason | None:
+    """Without any contract, staging and production block everything (§2.1): the reason."""
+    if (
+        session.contract is not None
+        or session.environment == "development"
+        or not ctx.options.fail_closed_without_plan
+    ):
+        return None
+    return ARTIFACT_INVALID if session.attachment == "artifact_invalid" else NO_PLAN
 
 
 def preflight(
@@ -104,8 +111,9 @@ def _prepare(
     view = PolicyView.of(session)
     offered = (body.get("request") or {}).get("tools")
     visible, narrowed = policy.narrow(session.contract, view, offered)
-    if fails_closed(ctx, session):
-        reasons = [NO_PLAN]
+    closed = fails_closed(ctx, session)
+    if closed is not None:
+        reasons = [closed]
     else:
         reasons = policy.preflight_limits(session.contract, view, session.counters.steps)
         if extra_limits is not None:
@@ -260,8 +268,8 @@ def _judge_all(
         name, arguments, decision = call["name"], call["arguments"], decisions.get(call["id"])
         if prepared.blocked:
             reasons = list(prepared.blocked)
-        elif fails_closed(ctx, session):
-            reasons = [NO_PLAN]
+        elif (closed := fails_closed(ctx, session)) is not None:
+            reasons = [closed]
         else:
             reasons = policy.judge_call(
                 contract, view, name, arguments, earlier=earlier, checkpoint_decision=decision
@@ -270,7 +278,7 @@ def _judge_all(
         if forced is not None:
             reasons.append(forced)
         enforced = bool(reasons) and (
-            session.enforcement == "protective" or any(r.code == NO_PLAN.code for r in reasons)
+            session.enforcement == "protective" or any(r.code in FAIL_CLOSED_CODES for r in reasons)
         )
         tool = contract.tools.get(name) if contract is not None else None
         runs.append(not enforced)

@@ -290,6 +290,7 @@ class Session:
     created_at: str
     updated_at: str
     phase: str = "start"
+    attachment: str = "no_plan"  # without a contract: no_plan | artifact_invalid
     status: str = "active"
     authority_state: str = "authoritative"
     bypass_detected: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -205,26 +206,42 @@ class Runtime:
     ) -> tuple[contracts.CompiledSession | None, str]:
         """The contract: the request's, a plan by hash, the workflow role's, the approved plan."""
         given = body.get("contract")
+        agent, environment = body["agent"], body.get("environment", "development")
+        plan = self.approved_plan(tenant, agent, environment)
         if given is not None and "compiled_session" in given:
-            return self._compile(given["compiled_session"]), "request"
+            compiled = self._compile(given["compiled_session"])
+            if compiled.agent != agent:
+                message = f"the contract is for agent {compiled.agent!r}, the request for {agent!r}"
+                path = "/contract/compiled_session/agent"
+                raise ValidationFailed([FieldError(path, message, "agent")])
+            if plan is not None and plan.compiled_hash == compiled.compiled_hash:
+                return plan.compiled, "plan"  # the approved artifact, sent inline (§2.1)
+            return compiled, "request"
         if given is not None and "compiled_hash" in given:
             wanted = given["compiled_hash"]
-            for candidate in self.plans.values():
-                if candidate.tenant == tenant and candidate.compiled_hash == wanted:
-                    return candidate.compiled, "plan"
+            if plan is not None and plan.compiled_hash == wanted:
+                return plan.compiled, "plan"
             raise ValidationFailed(
                 [
                     FieldError(
-                        "/contract/compiled_hash", f"no plan of this tenant has {wanted}", "exists"
+                        "/contract/compiled_hash",
+                        f"{wanted} is not the approved plan of agent {agent!r} in {environment}",
+                        "exists",
                     )
                 ]
             )
         if role_contract is not None:
             return role_contract, "request"
-        plan = self.approved_plan(tenant, body["agent"], body.get("environment", "development"))
         if plan is not None and plan.compiled is not None:
             return plan.compiled, "plan"
         return None, "none"
+
+    def _attachment(self, tenant: str, body: dict[str, Any], contract: Any) -> str:
+        """§2.1: attached, or why not: no plan, or a plan whose artifact is broken."""
+        if contract is not None:
+            return "attached"
+        plan = self.plans.get((tenant, body["agent"], body.get("environment", "development")))
+        return "artifact_invalid" if plan is not None and plan.status == "invalid" else "no_plan"
 
     def _new_session(
         self,
@@ -235,6 +252,9 @@ class Runtime:
     ) -> Session:
         ctx = self.ctx
         environment = body.get("environment", "development")
+        unmatched = body.get("unmatched_policy")
+        if contract is not None and unmatched is not None:
+            contract = dataclasses.replace(contract, unmatched_policy=unmatched)
         mode = body.get("mode", "enforce")
         now = ctx.now()
         return Session(
@@ -247,6 +267,7 @@ class Runtime:
             lease=ctx.new_lease(1, body.get("holder_id")),
             contract=contract,
             governance_source=source,
+            attachment=self._attachment(tenant, body, contract),
             created_at=now,
             updated_at=now,
             phase=contract.initial_phase if contract is not None else "start",

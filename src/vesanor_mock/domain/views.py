@@ -18,7 +18,7 @@ def governance_view(session: Session) -> dict[str, Any]:
     """How the session is attached to governance."""
     contract = session.contract
     return {
-        "attachment": "attached" if contract is not None else "no_plan",
+        "attachment": "attached" if contract is not None else session.attachment,
         "compiled_hash": contract.compiled_hash if contract is not None else None,
         "source": session.governance_source,
         "unenforced": list(contract.unenforced) if contract is not None else [],

@@ -137,8 +137,13 @@ def _roles(value: Any, errors: list[FieldError]) -> dict[str, WorkflowRole]:
 
 
 def _role_contract(raw: Any, at: str, errors: list[FieldError]) -> contracts.CompiledSession | None:
-    """A role's session_contract compiled; its errors point at it inside the workflow."""
-    if raw is None:
+    """A role's session_contract compiled; its errors point at it inside the workflow.
+
+    A string is the published `workflow.yaml` form, a path to the role's contracts folder:
+    over the API it names a role without an inline contract (kept as given, compiles to
+    nothing); the mock resolves such paths only when it reads a contracts folder.
+    """
+    if raw is None or isinstance(raw, str):
         return None
     try:
         return contracts.compile_session(raw)
