@@ -211,7 +211,7 @@ def bypass_report(api: Api, server: MockServer) -> None:
 def no_plan_production(api: Api, server: MockServer) -> None:
     assert api.plan(agent="refund-bot", environment="production").json()["status"] == "no_plan"
     session = api.create_session(environment="production").json()["session"]
-    assert session["governance"]["attachment"] == "artifact_invalid"
+    assert session["governance"]["attachment"] == "no_plan"
     prep = api.preflight(session["session_id"], fence_token=1).json()
     assert prep["decision"] == "block"
     assert [r["code"] for r in prep["reasons"]] == ["no_approved_plan"]
@@ -233,6 +233,8 @@ def invalid_artifact(api: Api, server: MockServer) -> None:
     assert error_code(response) == "APPROVED_ARTIFACT_INVALID"
     session = api.create_session(environment="production").json()["session"]
     assert session["governance"]["attachment"] == "artifact_invalid"
+    prep = api.preflight(session["session_id"], fence_token=1).json()
+    assert [r["code"] for r in prep["reasons"]] == ["approved_artifact_invalid"]
 
 
 @story("outage-503.yaml")
