@@ -10,6 +10,7 @@ GITHUB_PATH from step to step the way Actions does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -184,6 +185,10 @@ def test_verify_checks_writes_the_report_files_and_stops_the_mock(job: Runner) -
     report = job.workspace / outputs["report-dir"]
     assert "all met" in (report / "verify.txt").read_text()
     assert (report / "export.yaml").read_text().startswith("# Exported by vesanor-mock")
+    coverage = json.loads((report / "coverage.json").read_text())
+    assert coverage["covered"] > 0 and coverage["total"] > coverage["covered"]
+    assert "proposals:2xx" not in coverage["missing"]
+    assert "<html" in (report / "coverage.html").read_text().lower()
     assert "listening on" in (report / "mock.log").read_text()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -198,7 +203,8 @@ def test_verify_fails_the_step_when_an_expectation_fails_yet_still_writes_and_st
     assert "::error title=vesanor-mock verify::" in steps[0].output
     report = job.workspace / "vesanor-mock-report"
     assert "saw 0" in (report / "verify.txt").read_text()
-    assert (report / "export.yaml").exists() and (report / "mock.log").exists()
+    for name in ("export.yaml", "coverage.json", "coverage.html", "mock.log"):
+        assert (report / name).exists(), name
     assert not (job.temp / "vesanor-mock" / "mock.pid").exists()
 
 
