@@ -20,7 +20,7 @@ from .client import ControlError, MockClient, format_findings
 from .config import OPTIONS, is_loopback, resolve, settings_from
 from .data import doc_topics
 from .domain.world import DEFAULT_API_KEY
-from .errors import ConfigError, RecordingError, ScenarioError
+from .errors import ConfigError, RecordingError, ScenarioError, ScenarioIssue
 from .http import accesslog
 from .http.app import MockService
 from .http.asgicall import InProcessCaller
@@ -31,7 +31,7 @@ from .recording.drift import drift as run_drift
 from .recording.format import load_recording
 from .recording.placeholders import parse_mask
 from .scenarios.export import mask
-from .scenarios.files import find_scenario, read_expectations
+from .scenarios.files import bundled_scenarios, find_scenario, read_expectations
 from .scenarios.loading import dump_scenario, load_scenario
 from .schemas import SchemaRegistry
 from .server import ServerStartError, serve_forever
@@ -106,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"{OPTIONS['reload'].help} [{OPTIONS['reload'].env}]",
     )
     validate = commands.add_parser("validate", help="check scenario files, print every problem")
-    validate.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML or JSON files")
+    validate.add_argument(
+        "files", nargs="+", metavar="FILE", help="scenario YAML or JSON files, or bundled names"
+    )
+    commands.add_parser("scenarios", help="list the bundled scenarios, with what each is for")
     verify = commands.add_parser("verify", help="check a running mock's expectations")
     verify.add_argument(
         "--expect",
@@ -120,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="also check what the client did wrong (docs/checks.md); an error finding "
         "fails (default: on)",
+    )
+    verify.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 when there is nothing to check (default: exit 1, a forgotten expect)",
     )
     export = commands.add_parser("export", help="write a running mock's run as a scenario")
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
@@ -205,6 +213,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace, Env], int]] = {
         "serve": serve,
         "validate": validate,
+        "scenarios": scenarios,
         "verify": verify,
         "openapi": openapi,
         "export": export,
@@ -308,22 +317,50 @@ def shown_key(key: str) -> str:
 
 
 def validate(args: argparse.Namespace, env: Env) -> int:
-    """Load each file; print `file: ok` or every problem, file:line:col first."""
+    """Load each file (or bundled name); print every problem and warning, file:line:col first."""
     failed = False
     for path in args.files:
         try:
-            scenario = load_scenario(path)
+            scenario = load_scenario(find_scenario(path))
         except ScenarioError as error:
             failed = True
             print(error.render())
         else:
-            print(f"{path}: ok (scenario {scenario.name!r})")
+            for warning in scenario.warnings:
+                print(warning_line(warning, scenario.source))
+            noted = f", {len(scenario.warnings)} warning(s)" if scenario.warnings else ""
+            print(f"{path}: ok (scenario {scenario.name!r}{noted})")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def warning_line(warning: ScenarioIssue, filename: str) -> str:
+    """`file:line:col: warning: message (at /pointer)`."""
+    where, _, rest = warning.render(filename).partition(": ")
+    return f"{where}: warning: {rest}"
+
+
+def scenarios(args: argparse.Namespace, env: Env) -> int:
+    """List the bundled scenarios with their descriptions."""
+    found = bundled_scenarios()
+    width = max(len(item["name"]) for item in found)
+    for item in found:
+        print(f"{item['name']:<{width}}  {item['description']}")
+    print(
+        "\nUse one by name (serve --scenario NAME, validate NAME, the pytest marker), or "
+        "build on it: a scenario file with `extends: NAME`. See docs/scenarios.md."
+    )
+    return EXIT_OK
 
 
 def _client(args: argparse.Namespace, env: Env) -> MockClient:
     values = resolve(vars(args), env, names=("url", "control_token"))
-    return MockClient(values.get("url", DEFAULT_URL), token=values.get("control_token"))
+    url = with_scheme(values.get("url", DEFAULT_URL))
+    return MockClient(url, token=values.get("control_token"))
+
+
+def with_scheme(url: str) -> str:
+    """`127.0.0.1:8080` -> `http://127.0.0.1:8080`: a URL without a scheme is plain HTTP."""
+    return url if "://" in url else f"http://{url}"
 
 
 def verify(args: argparse.Namespace, env: Env) -> int:
@@ -338,12 +375,27 @@ def verify(args: argparse.Namespace, env: Env) -> int:
             return EXIT_USAGE
     try:
         result = client.verify(expect, findings=args.findings)
+        journal = client.journal()
     except ControlError as error:
         print(f"vesanor-mock: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    evicted = journal[0]["seq"] - 1 if journal else 0
+    if evicted:
+        print(
+            f"vesanor-mock: {evicted} entries were evicted from the journal (journal_limit); "
+            "counts may be low",
+            file=sys.stderr,
+        )
+    if result.ok and result.checked == 0 and not args.allow_empty:
+        print(
+            "vesanor-mock: nothing to verify: the loaded scenario has no `expect` and no "
+            "--expect file was given (pass --allow-empty if that is intended)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if result.ok:
         if result.findings:  # warnings only
-            print("\n".join(format_findings(result.findings, client.journal())))
+            print("\n".join(format_findings(result.findings, journal)))
         print(f"vesanor-mock: {result.checked} expectation(s) checked, all met")
         return EXIT_OK
     print(result.report())

@@ -31,8 +31,17 @@ def format_journal(journal: Sequence[Mapping[str, Any]]) -> list[str]:
         if entry.get("rules_fired"):
             notes.append("rules " + ", ".join(entry["rules_fired"]))
         request = f"#{entry['seq']} {entry['method']} {entry['path']}"
-        lines.append(f"  {request} -> {status} ({'; '.join(notes)})")
+        code = _error_code(entry.get("response_body"))
+        answer = f"{status} {code}" if code else f"{status}"
+        lines.append(f"  {request} -> {answer} ({'; '.join(notes)})")
     return lines
+
+
+def _error_code(body: Any) -> str | None:
+    """The `error.code` of an answer in the error envelope (`409 STALE_STATE_VERSION`)."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return code if isinstance(code, str) else None
 
 
 def export_header(url: str, answer: dict[str, Any], journal: list[dict[str, Any]]) -> str:

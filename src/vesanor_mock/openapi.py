@@ -262,11 +262,16 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         "Load a scenario, replacing all state",
         "control/scenario",
         request="scenario",
-        request_required=True,
         yaml=True,
-        query=("base_dir",),
-        errors=(413, 415, 422),
+        query=("base_dir", "scenario_name"),
+        errors=(404, 413, 415, 422),
         error_schemas=((422, "control/scenario_error"),),
+        note="The body is a scenario (YAML or JSON). `?name=NAME`, or the JSON body "
+        '`{"name": NAME}`, loads a bundled scenario instead (404 NOT_FOUND lists the names). '
+        "The answer's `warnings` name rules that mention what nothing in the scenario defines.",
+    ),
+    ControlOperation(
+        "get", "/scenarios", "list_scenarios", "The bundled scenarios", "control/scenarios"
     ),
     ControlOperation("get", "/state", "get_state", "Everything the world holds", "control/state"),
     ControlOperation(
@@ -343,6 +348,15 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         request="control/rules_request",
         request_required=True,
         errors=BODY,
+    ),
+    ControlOperation(
+        "get",
+        "/rules",
+        "get_rules",
+        "Every rule with its counts and near misses",
+        "control/rules_view",
+        note="For a rule that never fired, `near_misses` lists up to 3 journaled requests that "
+        "came closest, each with the conditions of its `when` it failed.",
     ),
     ControlOperation(
         "delete", "/rules", "delete_rules", "Remove the rules added at run time", "control/rules"
@@ -722,6 +736,11 @@ def _control_parameters() -> Doc:
         "base_dir": query(
             "base_dir",
             "The folder a posted scenario's contracts_dir paths are relative to.",
+            {"type": "string", "minLength": 1},
+        ),
+        "scenario_name": query(
+            "name",
+            "A bundled scenario to load by name (GET /_mock/scenarios lists them).",
             {"type": "string", "minLength": 1},
         ),
         "endpoint": query(

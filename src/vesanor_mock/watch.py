@@ -1,8 +1,11 @@
-"""Reload a scenario file when it changes on disk: a cheap `stat` poll in a daemon thread.
+"""Reload a scenario when it changes on disk: a cheap `stat` poll in a daemon thread.
 
-A change (modification time, size or inode) loads the file again, replacing all state. A
-file that no longer loads changes nothing: the last good scenario stays, and the report
-says so with every problem, line-numbered.
+Watched: the scenario file, the files it `extends`, and its contracts folders (each file
+in them, and the folder itself for files added or removed). A change (modification time,
+size or inode) loads the scenario again, replacing all state. A scenario that no longer
+loads changes nothing: the last good one keeps serving, the report says so with every
+problem, line-numbered, and `service.reload_error` holds it (health says `degraded`)
+until a reload succeeds.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .http.app import MockService
 
 DEFAULT_INTERVAL = 0.5
 
-Signature = tuple[int, int, int] | None
+Signature = tuple[tuple[str, tuple[int, int, int] | None], ...]
 
 
 class ScenarioWatcher:
@@ -34,7 +37,8 @@ class ScenarioWatcher:
         self.path = Path(path)
         self.report = report
         self.interval = interval
-        self._seen = _signature(self.path)
+        self._watched = self._paths()
+        self._seen = _signature(self._watched)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,28 +60,51 @@ class ScenarioWatcher:
 
     def poll(self) -> bool:
         """Check once; reload if the file changed. True when something was reported."""
-        now = _signature(self.path)
+        now = _signature(self._watched)
         if now == self._seen:
             return False
-        self._seen = now
         current = self.service.scenario.name if self.service.scenario else None
         try:
             loaded = self.service.load_path(self.path)
         except ScenarioError as error:
+            self.service.reload_error = error.render()
             self.report(
                 f"vesanor-mock: {self.path} changed but does not load; keeping the last good "
-                f"scenario {current!r}:\n{error.render()}"
+                f"scenario {current!r} (health: degraded):\n{error.render()}"
             )
         else:
+            self.service.reload_error = None
             self.report(
                 f"vesanor-mock: {self.path} changed: reloaded scenario {loaded.name!r} "
                 "(all state reset)"
             )
+        self._watched = self._paths()
+        self._seen = _signature(self._watched)
         return True
 
+    def _paths(self) -> list[Path]:
+        """The scenario file, its bases and its contracts folders (as last loaded)."""
+        scenario = self.service.scenario
+        files = [Path(f) for f in scenario.files] if scenario is not None else []
+        return list(dict.fromkeys([self.path, *files]))
 
-def _signature(path: Path) -> Signature:
-    """What tells a change: modification time, size and inode (None when unreadable)."""
+
+def _signature(paths: list[Path]) -> Signature:
+    """What tells a change: each path's (and a folder's files') modification time, size and
+    inode, None when unreadable."""
+    found: list[tuple[str, tuple[int, int, int] | None]] = []
+    for path in paths:
+        found.append((str(path), _stat(path)))
+        if path.is_dir():
+            try:
+                inside = sorted(path.iterdir())
+            except OSError:
+                continue
+            found += [(str(item), _stat(item)) for item in inside]
+    return tuple(found)
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
     try:
         stat = os.stat(path)
     except OSError:

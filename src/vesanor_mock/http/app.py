@@ -87,6 +87,8 @@ class MockService:
         if alternate is None and settings.replay is not None:
             self.alternate = Replayer(load_recording(settings.replay, self.registry), self)
         self.server_errors: list[str] = []
+        self.reload_error: str | None = None
+        """Set while the last hot reload failed (health says `degraded`); None otherwise."""
         self._errors_lock = threading.Lock()
         self._control_ids = itertools.count(1)
         self.generation = 1

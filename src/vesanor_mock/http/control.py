@@ -15,6 +15,7 @@ cross-site "simple" request (text/plain, form) can reach a handler.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -27,12 +28,14 @@ from starlette.routing import Route
 from ..clock import ClockRangeError
 from ..config import is_loopback
 from ..domain.expect import verify
+from ..domain.nearmiss import rules_view
 from ..errors import (
     ApiError,
     ClientAborted,
     FieldError,
     Forbidden,
     InternalError,
+    NotFound,
     ScenarioError,
     Unprocessable,
     UnsupportedMediaType,
@@ -42,6 +45,7 @@ from ..journal_lines import export_header
 from ..openapi import build_openapi
 from ..scenarios import MAX_BYTES, dump_scenario
 from ..scenarios.export import export_view
+from ..scenarios.files import bundled_scenarios, find_bundled
 from ..scenarios.spec import build_expectations, build_rules
 from .accesslog import log_control
 from .edge import (
@@ -84,6 +88,7 @@ def control_routes(service: MockService) -> list[Route]:
         ("GET", "/health", health),
         ("POST", "/reset", reset),
         ("POST", "/scenario", scenario),
+        ("GET", "/scenarios", scenarios),
         ("GET", "/state", state),
         ("GET", "/journal", journal),
         ("POST", "/verify", verify_run),
@@ -92,6 +97,7 @@ def control_routes(service: MockService) -> list[Route]:
         ("DELETE", "/coverage", clear_coverage),
         ("GET", "/clock", clock),
         ("POST", "/clock/advance", clock_advance),
+        ("GET", "/rules", list_rules),
         ("POST", "/rules", add_rules),
         ("DELETE", "/rules", delete_rules),
         ("GET", "/export", export),
@@ -240,9 +246,17 @@ def _problems(prefix: str, problems: list[tuple[str, str]]) -> None:
 
 
 async def health(service: MockService, request: Request) -> Result:
-    """GET /_mock/health."""
+    """GET /_mock/health: `degraded`, with the error, while the last reload failed."""
     name = service.scenario.name if service.scenario else None
+    failed = service.reload_error
+    if failed is not None:
+        return 200, {"status": "degraded", "scenario": name, "error": failed}
     return 200, {"status": "ok", "scenario": name}
+
+
+async def scenarios(service: MockService, request: Request) -> Result:
+    """GET /_mock/scenarios: the bundled scenarios, loadable by name."""
+    return 200, {"scenarios": bundled_scenarios()}
 
 
 async def reset(service: MockService, request: Request) -> Result:
@@ -261,7 +275,8 @@ async def reset(service: MockService, request: Request) -> Result:
 async def scenario(service: MockService, request: Request) -> Result:
     """POST /_mock/scenario[?base_dir=DIR]: load a YAML or JSON scenario, replacing all state.
 
-    `contracts_dir` paths are relative to `base_dir` (default: the server's working folder).
+    `contracts_dir` and `extends` paths are relative to `base_dir` (default: the server's
+    working folder). `?name=NAME`, or the JSON body `{"name": NAME}`, loads a bundled one.
     """
     content_type = request.headers.get("content-type")
     media = (content_type or "").split(";", 1)[0].strip().lower()
@@ -271,8 +286,14 @@ async def scenario(service: MockService, request: Request) -> Result:
             details={"content_type": content_type, "expected": [*YAML_TYPES, JSON_TYPE]},
         )
     raw = await read_body(request, MAX_BYTES)
+    name = request.query_params.get("name")
+    if name is None and media in ("", JSON_TYPE):
+        name = _bundled_name(raw)
     try:
-        loaded = service.load_text(raw, POSTED_SCENARIO, request.query_params.get("base_dir"))
+        if name is not None:
+            loaded = service.load_path(_bundled(name))
+        else:
+            loaded = service.load_text(raw, POSTED_SCENARIO, request.query_params.get("base_dir"))
     except ScenarioError as error:
         raise _invalid(error) from None
     spec = loaded.spec
@@ -291,21 +312,49 @@ async def scenario(service: MockService, request: Request) -> Result:
         "sessions": len(spec.sessions),
         "rules": len(spec.rules),
         "expect": len(spec.expect),
+        "warnings": _issues(loaded.warnings, loaded.source),
     }
 
 
-def _invalid(error: ScenarioError) -> Unprocessable:
-    """422 SCENARIO_INVALID with every issue, located."""
-    issues = [
+def _bundled_name(raw: bytes) -> str | None:
+    """The name of a `{"name": ...}` JSON body (None for any other body: a scenario)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and "name" in body:
+        if set(body) != {"name"} or not isinstance(body["name"], str):
+            error = FieldError("", 'expected {"name": "<bundled scenario>"} alone', "semantic")
+            raise ValidationFailed([error])
+        return body["name"]
+    return None
+
+
+def _bundled(name: str) -> str:
+    """The file of a bundled scenario; 404 NOT_FOUND listing the names otherwise."""
+    try:
+        return str(find_bundled(name))
+    except ScenarioError as error:
+        names = [item["name"] for item in bundled_scenarios()]
+        raise NotFound(error.issues[0].message, details={"name": name, "bundled": names}) from None
+
+
+def _issues(issues: Any, filename: str) -> list[dict[str, Any]]:
+    return [
         {
-            "file": issue.file or error.filename,
+            "file": issue.file or filename,
             "line": issue.line,
             "column": issue.column,
             "path": issue.path,
             "message": issue.message,
         }
-        for issue in error.issues
+        for issue in issues
     ]
+
+
+def _invalid(error: ScenarioError) -> Unprocessable:
+    """422 SCENARIO_INVALID with every issue, located."""
+    issues = _issues(error.issues, error.filename)
     return Unprocessable(error.render(), code="SCENARIO_INVALID", details={"issues": issues})
 
 
@@ -391,6 +440,11 @@ async def clock_advance(service: MockService, request: Request) -> Result:
     log_control("clock", f"advanced {body['seconds']} s to {now}", seconds=body["seconds"])
     service.changed()
     return 200, service.world.clock.snapshot()
+
+
+async def list_rules(service: MockService, request: Request) -> Result:
+    """GET /_mock/rules: every rule, its counts, and for one that never fired its near misses."""
+    return 200, {"rules": rules_view(service.world)}
 
 
 async def add_rules(service: MockService, request: Request) -> Result:

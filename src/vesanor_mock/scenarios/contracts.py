@@ -38,10 +38,12 @@ class ContractsReader:
         self.base = base
         self.parse = parse
         self.problems: list[Problem] = []
+        self.folders: list[Path] = []
 
     def load(self, folder: str, at: str, compile_it: bool) -> Artifact | None:
         """The folder's compiled_session (and compiled form), or None after reporting."""
         root = self.base / folder
+        self.folders.append(root)
         session_file = root / "session.yaml"
         if not session_file.is_file():
             self.problems.append(Problem(at, f"contracts_dir {folder!r}: no session.yaml in it"))

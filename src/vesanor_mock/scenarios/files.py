@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import ScenarioError, ScenarioIssue
 from ..schemas import SchemaRegistry
-from .loading import MAX_BYTES, fixtures_dir, parse_document
+from .hints import did_you_mean
+from .loading import MAX_BYTES, bundled_names, fixtures_dir, parse_document
 from .spec import build_expectations
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -29,8 +30,43 @@ def find_scenario(name_or_path: str | Path, folders: Sequence[str | Path] = ()) 
                 if candidate.is_file():
                     return candidate
     where = ", ".join(str(folder) for folder in searched)
-    issue = ScenarioIssue(f"no such file, and no scenario of that name in {where}")
+    names = bundled_names()
+    hint = did_you_mean(str(name_or_path), names)
+    issue = ScenarioIssue(
+        f"no such file, and no scenario of that name in {where}{hint}; "
+        f"bundled scenarios: {', '.join(names)} (vesanor-mock scenarios describes them)"
+    )
     raise ScenarioError(str(name_or_path), [issue])
+
+
+def bundled_scenarios() -> list[dict[str, str]]:
+    """The bundled scenarios: `{"name", "description", "source"}` each, sorted by name.
+
+    `source` is the file's path; a file that does not read (it would be a packaging bug)
+    is listed with its problem as its description rather than hidden.
+    """
+    found: list[dict[str, str]] = []
+    for name in bundled_names():
+        path = fixtures_dir() / f"{name}.yaml"
+        try:
+            data, _ = parse_document(path.read_bytes(), str(path))
+            description = str(data.get("description", "")) if isinstance(data, dict) else ""
+        except (OSError, ScenarioError) as exc:
+            description = f"(does not read: {exc})"
+        found.append({"name": name, "description": description.strip(), "source": str(path)})
+    return found
+
+
+def find_bundled(name: str) -> Path:
+    """A bundled scenario by name only (the control API: never a path on the server)."""
+    names = bundled_names()
+    if name in names:
+        return fixtures_dir() / f"{name}.yaml"
+    issue = ScenarioIssue(
+        f"no bundled scenario named {name!r}{did_you_mean(name, names)}; "
+        f"bundled: {', '.join(names)}"
+    )
+    raise ScenarioError(name, [issue])
 
 
 def read_expectations(

@@ -26,12 +26,16 @@ import yaml
 from ..domain.world import WorldSpec
 from ..errors import ScenarioError, ScenarioIssue
 from ..schemas import SchemaRegistry, pointer
+from .compose import Origin, Part, merge
 from .contracts import ContractsReader
+from .hints import did_you_mean, name_warnings, schema_message
 from .spec import Problem, SpecBuilder
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+MAX_EXTENDS = 16
+SUFFIXES = (".yaml", ".yml", ".json")
 SCHEMA = "scenario"
 
 _STR, _INT, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
@@ -246,12 +250,19 @@ def _yaml_issue(exc: yaml.MarkedYAMLError) -> ScenarioIssue:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A loaded scenario: its name, description, source file and the WorldSpec it builds."""
+    """A loaded scenario: its name, description, source file and the WorldSpec it builds.
+
+    `warnings` are what loads but probably is not meant (a rule naming a tool nothing
+    defines); `files` every file and folder it was read from (its `extends` bases, its
+    contracts folders), which hot reload watches.
+    """
 
     name: str
     description: str
     source: str
     spec: WorldSpec
+    warnings: tuple[ScenarioIssue, ...] = ()
+    files: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,22 +278,31 @@ def fixtures_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "fixtures"
 
 
+def bundled_names() -> list[str]:
+    """The names of the bundled scenarios, sorted (`default`, `forced-block`, ...)."""
+    return sorted(p.stem for p in fixtures_dir().glob("*.yaml") if p.is_file())
+
+
 def load_scenario(
     path: str | Path,
     *,
     defaults: WorldSpec | None = None,
     registry: SchemaRegistry | None = None,
 ) -> Scenario:
-    """Load a scenario file; `contracts_dir` paths are relative to the file's folder."""
-    where = Path(path)
+    """Load a scenario file; `contracts_dir` and `extends` paths are relative to its folder."""
+    text = _read_file(Path(path), str(path))
+    folder = Path(path).parent
+    return load_scenario_text(text, str(path), folder, defaults=defaults, registry=registry)
+
+
+def _read_file(where: Path, filename: str) -> bytes:
     try:
         if where.stat().st_size > MAX_BYTES:
             issue = ScenarioIssue(f"the file is larger than {MAX_BYTES} bytes: refused unread")
-            raise ScenarioError(str(path), [issue])
-        text = where.read_bytes()
+            raise ScenarioError(filename, [issue])
+        return where.read_bytes()
     except OSError as exc:
-        raise ScenarioError(str(path), [ScenarioIssue(f"cannot read: {exc.strerror}")]) from None
-    return load_scenario_text(text, str(path), where.parent, defaults=defaults, registry=registry)
+        raise ScenarioError(filename, [ScenarioIssue(f"cannot read: {exc.strerror}")]) from None
 
 
 def load_scenario_text(
@@ -293,34 +313,173 @@ def load_scenario_text(
     defaults: WorldSpec | None = None,
     registry: SchemaRegistry | None = None,
 ) -> Scenario:
-    """Load a scenario from YAML or JSON text; raise ScenarioError listing every problem."""
+    """Load a scenario from YAML or JSON text; raise ScenarioError listing every problem.
+
+    Every problem of the file (and of the files it extends) is found in one pass: values
+    the schema refuses are set aside and the rest is still checked for meaning.
+    """
     registry = registry or _default_registry()
-    data, marks, issues = read_document(text, filename)
-    if not isinstance(data, dict):
-        issues.append(ScenarioIssue("a scenario must be a mapping", *marks.locate("")))
-        raise ScenarioError(filename, issues)
-    issues += _schema_issues(registry, data, marks, [i.path for i in issues])
+    folder = Path(base_dir) if base_dir is not None else Path(".")
+    chain = _Chain(registry)
+    chain.read(text, filename, folder, ())
+    if chain.fatal:
+        raise ScenarioError(filename, _sorted(chain.issues))
+    merged, origin = merge(chain.parts)
+    contracts = ContractsReader(folder, parse_document)
+    builder = SpecBuilder(merged, defaults or WorldSpec(), contracts.load)
+    spec = builder.build(_stem(filename))
+    issues = chain.issues + [chain.locate(p, origin) for p in contracts.problems + builder.problems]
     if issues:
         raise ScenarioError(filename, _sorted(issues))
-    folder = Path(base_dir) if base_dir is not None else Path(".")
-    contracts = ContractsReader(folder, parse_document)
-    builder = SpecBuilder(data, defaults or WorldSpec(), contracts.load)
-    spec = builder.build(_stem(filename))
-    problems = contracts.problems + builder.problems
-    if problems:
-        raise ScenarioError(filename, _sorted([_issue(p, marks) for p in problems]))
-    return Scenario(spec.name or _stem(filename), spec.description, filename, spec)
-
-
-def _schema_issues(
-    registry: SchemaRegistry, data: Any, marks: Marks, skip: list[str]
-) -> list[ScenarioIssue]:
-    """Schema errors located in the file, except under values already reported."""
-    return [
-        ScenarioIssue(e.message, *marks.locate(e.path, e.keyword), e.path)
-        for e in registry.validate(SCHEMA, data)
-        if not any(e.path == p or e.path.startswith(p + "/") for p in skip)
+    rules = [(f"/rules/{i}", rule) for i, rule in enumerate(merged.get("rules", []))]
+    warnings = [
+        chain.locate(Problem(at, message), origin) for at, message in name_warnings(spec, rules)
     ]
+    files = [part.filename for part in chain.parts if not part.filename.startswith("<")]
+    files += [str(folder) for folder in contracts.folders]
+    return Scenario(
+        spec.name or _stem(filename),
+        spec.description,
+        filename,
+        spec,
+        tuple(_sorted(warnings)),
+        tuple(dict.fromkeys(files)),
+    )
+
+
+class _Chain:
+    """Reads a scenario and the bases it extends, checking each; base first in `parts`."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self.schema = registry.schema(SCHEMA)
+        self.parts: list[Part] = []
+        self.marks: list[Marks] = []
+        self.issues: list[ScenarioIssue] = []
+        self.fatal = False
+
+    def read(self, text: str | bytes, filename: str, folder: Path, seen: tuple[str, ...]) -> None:
+        """Read one file (its bases first); a file that cannot be read at all is fatal."""
+        try:
+            data, marks, issues = read_document(text, filename)
+        except ScenarioError as unreadable:
+            self.issues += [_in_file(i, unreadable.filename, filename) for i in unreadable.issues]
+            self.fatal = True
+            return
+        self.issues += [_in_file(i, filename, seen[0] if seen else filename) for i in issues]
+        if not isinstance(data, dict):
+            issue = ScenarioIssue("a scenario must be a mapping", *marks.locate(""))
+            self.issues.append(_in_file(issue, filename, seen[0] if seen else filename))
+            self.fatal = True
+            return
+        errors = self.registry.validate(SCHEMA, data)
+        skip = [i.path for i in issues]
+        for error in errors:
+            if any(error.path == p or error.path.startswith(p + "/") for p in skip):
+                continue
+            message = schema_message(self.schema, data, error.path, error.keyword, error.message)
+            issue = ScenarioIssue(message, *marks.locate(error.path, error.keyword), error.path)
+            self.issues.append(_in_file(issue, filename, seen[0] if seen else filename))
+        data = _set_aside(data, [e.path for e in errors] + skip)
+        base = data.get("extends")
+        if isinstance(base, str):
+            self._extend(base, filename, folder, marks, (*seen, filename))
+        self.parts.append(Part(filename, folder, data, marks.locate))
+        self.marks.append(marks)
+
+    def _extend(
+        self, name: str, filename: str, folder: Path, marks: Marks, seen: tuple[str, ...]
+    ) -> None:
+        where = _find_base(name, folder)
+        line, column = marks.locate("/extends")
+        if where is None:
+            hint = did_you_mean(name, bundled_names())
+            message = (
+                f"extends {name!r}: no such file next to this one and no bundled scenario of "
+                f"that name{hint} (bundled: {', '.join(bundled_names())})"
+            )
+            self._fail(message, line, column, filename, seen[0])
+            return
+        shown = [Path(s).name if not s.startswith("<") else s for s in seen]
+        resolved = [str(Path(s).resolve()) for s in seen if not s.startswith("<")]
+        if str(where.resolve()) in resolved:
+            cycle = " -> ".join([*shown, where.name])
+            message = f"extends cycle: {cycle}: a scenario cannot extend itself, even indirectly"
+            self._fail(message, line, column, filename, seen[0])
+            return
+        if len(seen) >= MAX_EXTENDS:
+            message = f"extends: a chain longer than {MAX_EXTENDS} files"
+            self._fail(message, line, column, filename, seen[0])
+            return
+        try:
+            text = _read_file(where, str(where))
+        except ScenarioError as error:
+            self.issues += [_in_file(i, str(where), seen[0]) for i in error.issues]
+            self.fatal = True
+            return
+        self.read(text, str(where), where.parent, seen)
+
+    def _fail(self, message: str, line: int | None, column: int | None, at: str, main: str) -> None:
+        """An `extends` that cannot be followed: nothing more can be checked."""
+        self.issues.append(_in_file(ScenarioIssue(message, line, column, "/extends"), at, main))
+        self.fatal = True
+
+    def locate(self, problem: Problem, origin: Origin) -> ScenarioIssue:
+        """A problem of the merged document, in the file, line and column that wrote it."""
+        if problem.file is not None:
+            return ScenarioIssue(
+                problem.message, problem.line, problem.column, problem.path, file=problem.file
+            )
+        index, path = origin.source(problem.path)
+        part = self.parts[index]
+        issue = ScenarioIssue(problem.message, *self.marks[index].locate(path), path)
+        return _in_file(issue, part.filename, self.parts[-1].filename)
+
+
+def _in_file(issue: ScenarioIssue, filename: str, main: str) -> ScenarioIssue:
+    """The issue, naming its file when it is not the scenario being loaded."""
+    if filename != main and issue.file is None:
+        issue.file = filename
+    return issue
+
+
+def _find_base(name: str, folder: Path) -> Path | None:
+    """`extends`: a path relative to the extending file, else a bundled scenario's name."""
+    given = Path(name)
+    searched = [folder] if given.is_absolute() else [folder, fixtures_dir()]
+    for place in searched:
+        for candidate in (place / given, *(place / f"{given}{s}" for s in SUFFIXES)):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _set_aside(data: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """The document without the values the schema refused (list items become None).
+
+    What stays is checked for meaning in the same pass, so one run reports every problem.
+    """
+    out = dict(data)
+    for path in paths:
+        parts = path.split("/")[1:] if path else []
+        if not parts:
+            continue
+        key = parts[0].replace("~1", "/").replace("~0", "~")
+        value = out.get(key)
+        if len(parts) >= 2 and isinstance(value, list) and parts[1].isdigit():
+            items = list(value)
+            if int(parts[1]) < len(items):
+                items[int(parts[1])] = None
+            out[key] = items
+        elif len(parts) >= 2 and isinstance(value, dict):
+            inner = dict(value)
+            inner.pop(parts[1].replace("~1", "/").replace("~0", "~"), None)
+            out[key] = inner
+        else:
+            out.pop(key, None)
+    if "tenants" in out and not [t for t in out["tenants"] if t is not None]:
+        out.pop("tenants")
+    return out
 
 
 def _sorted(issues: list[ScenarioIssue]) -> list[ScenarioIssue]:
@@ -331,14 +490,6 @@ def _sorted(issues: list[ScenarioIssue]) -> list[ScenarioIssue]:
 def _stem(filename: str) -> str:
     stem = Path(filename).stem
     return stem if stem and not filename.startswith("<") else "scenario"
-
-
-def _issue(problem: Problem, marks: Marks) -> ScenarioIssue:
-    if problem.file is not None:
-        return ScenarioIssue(
-            problem.message, problem.line, problem.column, problem.path, file=problem.file
-        )
-    return ScenarioIssue(problem.message, *marks.locate(problem.path), problem.path)
 
 
 class _Dumper(yaml.SafeDumper):
