@@ -83,6 +83,7 @@ def test_loading_a_scenario_answers_what_it_holds(ctl: Control) -> None:
         "sessions": 1,
         "rules": 1,
         "expect": 1,
+        "warnings": [],
     }
 
 

@@ -226,7 +226,7 @@ def test_pytest_fixtures_documents_every_fixture_and_the_marker(pytester: pytest
         ]
     )
     markers = pytester.runpytest("--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.vesanor_scenario(name_or_path)*"])
+    markers.stdout.fnmatch_lines(["@pytest.mark.vesanor_scenario(name_or_path, verify=True)*"])
 
 
 def test_each_xdist_worker_has_its_own_server(pytester: pytest.Pytester) -> None:

@@ -142,7 +142,7 @@ def test_an_unknown_key_points_at_the_key() -> None:
         """
     )
     assert where(issues) == [(6, 7)]
-    assert "unknown property 'explode'" in issues[0].message
+    assert "unknown key 'explode'" in issues[0].message
     assert issues[0].path == "/rules/0/then/explode"
 
 

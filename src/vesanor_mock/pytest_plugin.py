@@ -2,10 +2,14 @@
 
 Fixtures: `vesanor_mock_settings`, `vesanor_mock_server` (session), `vesanor_mock` (the
 per-test handle), `vesanor_mock_scenario` (load one mid-test), `vesanor_mock_asgi` and
-`vesanor_mock_app` (in-process, no socket). Marker: `@pytest.mark.vesanor_scenario(name)`.
+`vesanor_mock_app` (in-process, no socket). Marker:
+`@pytest.mark.vesanor_scenario(name, verify=True)`.
 Options `--vesanor-mock-*` > `VESANOR_MOCK_*` variables > ini keys `vesanor_mock_*`.
 After a test that used a handle, the server's internal errors and the loaded scenario's
-unmet `expect` fail the test, with a report of what the mock saw.
+unmet `expect` fail the test, with a report of what the mock saw; `verify=False` on the
+marker, the ini key `vesanor_mock_verify = false` or `--vesanor-mock-no-verify` use the
+scenario as plain setup (its `expect` is not checked). A scenario that does not load fails
+the test with its problems, file:line:col, as `vesanor-mock validate` prints them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ PLUGIN_OPTIONS = {
 }
 MARKER = "vesanor_scenario"
 FINDINGS_MARKER = "vesanor_findings"
+MARKER_KEYWORDS = ("verify",)
 HANDLES = pytest.StashKey[list["MockHandle"]]()
 SERVER_HANDLE = pytest.StashKey["MockHandle"]()
 RUN = pytest.StashKey["RunChecks"]()
@@ -123,6 +128,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for name, (env, text) in CHECK_OPTIONS.items():
         parser.addini("vesanor_mock_" + name, f"{text} [{env}]", default=None)
+    group.addoption(
+        "--vesanor-mock-no-verify",
+        dest="vesanor_mock_no_verify",
+        action="store_true",
+        default=False,
+        help="do not check the scenarios' expect after each test [ini vesanor_mock_verify]",
+    )
+    parser.addini(
+        "vesanor_mock_verify",
+        "check the loaded scenario's expect after each test (default true)",
+        type="bool",
+        default=True,
+    )
 
 
 def check_value(config: pytest.Config, name: str) -> str | None:
@@ -159,12 +177,14 @@ def _coverage_min(config: pytest.Config) -> float | None:
     return minimum
 
 
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers; check the client-check options."""
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(name_or_path): load this scenario for the test (a bundled name like "
-        "'forced-block', a name in the scenario folder, or a path)",
+        f"{MARKER}(name_or_path, verify=True): load this scenario for the test (a bundled "
+        "name like 'forced-block', a name in the scenario folder, or a path); verify=False "
+        "does not check its expect after the test",
     )
     config.addinivalue_line(
         "markers",
@@ -303,11 +323,18 @@ def _folders(config: pytest.Config) -> list[Path]:
 @pytest.fixture(scope="session")
 def vesanor_mock_settings(pytestconfig: pytest.Config) -> Settings:
     """Settings of the session's mock, from options, `VESANOR_MOCK_*` and ini (override me)."""
+    from .errors import ScenarioError
     from .scenarios.files import find_scenario
 
     values = plugin_values(pytestconfig, dict(os.environ))
     port = int(str(values.get("port", 0)))
-    scenario = find_scenario(str(values.get("scenario", "default")), _folders(pytestconfig))
+    try:
+        scenario = find_scenario(str(values.get("scenario", "default")), _folders(pytestconfig))
+        broken = None
+    except ScenarioError as error:
+        broken = error.render()
+    if broken is not None:
+        pytest.fail(f"vesanor-mock scenario does not load:\n{broken}", pytrace=False)
     if "replay" in values:  # a recording path is relative to the rootdir
         values["replay"] = str(pytestconfig.rootpath / str(values["replay"]))
     return settings_from(values, port=port + _worker_index() if port else 0, scenario=str(scenario))
@@ -318,9 +345,16 @@ def vesanor_mock_server(
     vesanor_mock_settings: Settings, pytestconfig: pytest.Config
 ) -> Iterator[MockServer]:
     """The session's running MockServer (one per xdist worker); tests use `vesanor_mock`."""
+    from .errors import ScenarioError
     from .server import MockServer, ServerStartError
 
-    server = MockServer(vesanor_mock_settings)
+    try:
+        server = MockServer(vesanor_mock_settings)
+        broken = None
+    except ScenarioError as error:
+        broken = error.render()
+    if broken is not None:
+        pytest.fail(f"vesanor-mock scenario does not load:\n{broken}", pytrace=False)
     try:
         server.start()
     except ServerStartError as error:
@@ -359,10 +393,42 @@ def _server_handle(server: MockServer, config: pytest.Config) -> MockHandle:
     return handle
 
 
+def _verify_default(config: pytest.Config) -> bool:
+    """False with `--vesanor-mock-no-verify` or the ini key `vesanor_mock_verify = false`."""
+    if config.getoption("vesanor_mock_no_verify", False):
+        return False
+    return bool(config.getini("vesanor_mock_verify"))
+
+
+def _marker(request: pytest.FixtureRequest) -> tuple[str | None, bool]:
+    """The marker's scenario and whether to verify; an unknown keyword fails the test."""
+    __tracebackhide__ = True
+    verify = _verify_default(request.config)
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return None, verify
+    unknown = sorted(set(marker.kwargs) - set(MARKER_KEYWORDS))
+    if unknown:
+        known = ", ".join(MARKER_KEYWORDS)
+        pytest.fail(f"{MARKER}: unknown keyword(s) {', '.join(unknown)} (known: {known})", False)
+    if "verify" in marker.kwargs:
+        verify = bool(marker.kwargs["verify"])
+    return (str(marker.args[0]) if marker.args else None), verify
+
+
 def _use(handle: H, request: pytest.FixtureRequest) -> Iterator[H]:
     """Reset (or load the marker's scenario), watch the test, then check the server."""
-    marker = request.node.get_closest_marker(MARKER)
-    handle.begin(marker.args[0] if marker and marker.args else None)
+    __tracebackhide__ = True
+    from .errors import ScenarioError
+
+    scenario, verify = _marker(request)
+    try:
+        handle.begin(scenario, verify=verify)
+        broken = None
+    except ScenarioError as error:
+        broken = error.render()
+    if broken is not None:  # failed outside the except: no "during handling of" chain
+        pytest.fail(f"{MARKER}({scenario!r}) does not load:\n{broken}", pytrace=False)
     run = request.config.stash.get(RUN, None)
     if run is not None:
         run.use(handle.service)

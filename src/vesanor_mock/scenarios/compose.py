@@ -96,6 +96,7 @@ def _merge_list(
     present: list[Any] = merged.setdefault(key, [])
     tenants = [t.get("name") for t in merged.get("tenants", [])]
     first_tenant = tenants[0] if tenants else None
+    inherited = len(present)  # only a base's items are replaced: a file's own duplicates stay
     for position, item in enumerate(items):
         if item is None:  # set aside: its schema error is already reported
             continue
@@ -103,7 +104,7 @@ def _merge_list(
         slot = next(
             (
                 i
-                for i, old in enumerate(present)
+                for i, old in enumerate(present[:inherited])
                 if identity is not None and _identity(key, old, first_tenant) == identity
             ),
             None,

@@ -73,6 +73,9 @@ def schema_message(
         )
     if keyword == "type":
         return message + _unquote_hint(value)
+    if keyword == "minProperties" and isinstance(value, dict) and not value:
+        keys = ", ".join(node.get("properties", {}))
+        return f"expected at least one of: {keys}; got an empty mapping"
     return message
 
 
