@@ -36,6 +36,7 @@ MAX_NODES = 100_000
 MAX_DEPTH = 64
 MAX_EXTENDS = 16
 SUFFIXES = (".yaml", ".yml", ".json")
+STAND_IN = {"delay_ms": 1}
 SCHEMA = "scenario"
 
 _STR, _INT, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
@@ -380,12 +381,32 @@ class _Chain:
             message = schema_message(self.schema, data, error.path, error.keyword, error.message)
             issue = ScenarioIssue(message, *marks.locate(error.path, error.keyword), error.path)
             self.issues.append(_in_file(issue, filename, seen[0] if seen else filename))
-        data = _set_aside(data, [e.path for e in errors] + skip)
+        if errors or skip:
+            data = _without(data, [e.path for e in errors] + skip)
+            data = _set_aside(data, self._still_invalid(data))
         base = data.get("extends")
         if isinstance(base, str):
             self._extend(base, filename, folder, marks, (*seen, filename))
         self.parts.append(Part(filename, folder, data, marks.locate))
         self.marks.append(marks)
+
+    def _still_invalid(self, data: dict[str, Any]) -> list[str]:
+        """What is still invalid once the refused keys are gone; a rule whose only effects
+        were refused gets a harmless stand-in so its `when` is still checked (the file
+        fails anyway: this spec is never served)."""
+        paths = []
+        for error in self.registry.validate(SCHEMA, data):
+            parts = error.path.split("/")
+            if (
+                error.keyword == "minProperties"
+                and parts[1:2] == ["rules"]
+                and parts[3:] == ["then"]
+            ):
+                data["rules"] = list(data["rules"])
+                data["rules"][int(parts[2])] = {**data["rules"][int(parts[2])], "then": STAND_IN}
+                continue
+            paths.append(error.path)
+        return paths
 
     def _extend(
         self, name: str, filename: str, folder: Path, marks: Marks, seen: tuple[str, ...]
@@ -452,6 +473,35 @@ def _find_base(name: str, folder: Path) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def _without(data: Any, paths: list[str]) -> Any:
+    """The document without the refused keys themselves (their mapping stays).
+
+    What is still invalid after that (a required key now missing, a list item) is set aside
+    whole by `_set_aside`; everything else is checked for meaning in the same pass.
+    """
+    for path in paths:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+        if parts:
+            data = _pop(data, parts)
+    return data
+
+
+def _pop(data: Any, parts: list[str]) -> Any:
+    """A copy of `data` without the key at `parts` (unchanged when not a mapping's key)."""
+    head, rest = parts[0], parts[1:]
+    if isinstance(data, dict):
+        if head not in data:
+            return data
+        if not rest:
+            return {key: value for key, value in data.items() if key != head}
+        return {**data, head: _pop(data[head], rest)}
+    if isinstance(data, list) and head.isdigit() and int(head) < len(data) and rest:
+        items = list(data)
+        items[int(head)] = _pop(items[int(head)], rest)
+        return items
+    return data
 
 
 def _set_aside(data: dict[str, Any], paths: list[str]) -> dict[str, Any]:
