@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from vesanor_mock.cli import main
 from vesanor_mock.config import Settings
 from vesanor_mock.errors import ScenarioError
+from vesanor_mock.harness import in_process
 from vesanor_mock.http.app import MockService
 from vesanor_mock.http.control import control_routes
 from vesanor_mock.scenarios import load_scenario, load_scenario_text
@@ -69,3 +72,57 @@ def test_every_control_route_is_described(registry: SchemaRegistry) -> None:
     for route in control_routes(service):
         for method in sorted((route.methods or set()) - {"HEAD"}):
             assert f"`{method} {route.path}`" in text, (method, route.path)
+
+
+def command_examples() -> list[tuple[str, str, list[str]]]:
+    """(the yaml block before it, the file name, the output) of each `$ vesanor-mock validate`."""
+    text = DOC.read_text(encoding="utf-8")
+    pattern = r"```yaml\n((?:(?!```).)*)```\s*```text\n\$ vesanor-mock validate (\S+)\n(.*?)```"
+    found = re.findall(pattern, text, re.S)
+    return [(block, name, output.splitlines()) for block, name, output in found]
+
+
+@pytest.mark.parametrize("example", command_examples(), ids=lambda e: e[1])
+def test_every_validate_example_prints_what_the_page_shows(
+    example: tuple[str, str, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    block, name, output = example
+    (tmp_path / name).write_text(block, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code = main(["validate", name])
+    assert capsys.readouterr().out.splitlines() == output
+    assert code == (1 if block.startswith("# broken:") else 0)
+
+
+def test_there_are_validate_examples_for_a_warning_and_for_problems() -> None:
+    names = [name for _, name, _ in command_examples()]
+    assert names == ["typo.yaml", "broken.yaml"]
+
+
+def test_the_near_miss_example_is_what_get_rules_answers(tmp_path: Path) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    shown = json.loads(re.findall(r"```json\n(\{\"id\": \"freeze\".*?)```", text, re.S)[0])
+    typo = next(block for block, name, _ in command_examples() if name == "typo.yaml")
+    (tmp_path / "typo.yaml").write_text(typo, encoding="utf-8")
+    handle = in_process(MockService(Settings(port=0, scenario=str(tmp_path / "typo.yaml"))))
+    try:
+        client, auth = handle.client, {"Authorization": "Bearer vsk_test_default"}
+        body = {"agent": "refund-bot", "environment": "production"}
+        sid = client.post("/api/v1/replay/sessions", json=body, headers=auth).json()["session"][
+            "session_id"
+        ]
+        path = f"/api/v1/replay/sessions/{sid}"
+        prep = client.post(path + "/preflight", json={"fence_token": 1}, headers=auth).json()
+        call = {"id": "c1", "name": "issue_refund", "arguments": {"amount": 20}}
+        proposal = {
+            "prepared_request_id": prep["prepared_request_id"],
+            "fence_token": 1,
+            "response": {"tool_calls": [call]},
+        }
+        client.post(path + "/proposals", json=proposal, headers=auth)
+        assert client.get("/_mock/rules").json()["rules"] == [shown]
+    finally:
+        handle.mock.close()
