@@ -260,6 +260,9 @@ def _started(service: MockService, url: str, reload: bool) -> None:
     """Once bound: the banner, then the warning for a control API others can reach."""
     _say(banner(service, url, reload))
     settings = service.settings
+    if service.scenario is not None:
+        for warning in service.scenario.warnings:
+            print(warning_line(warning, service.scenario.source), file=sys.stderr, flush=True)
     if not is_loopback(settings.host) and not settings.control_token:
         _stderr(exposed_warning(settings.host))
 

@@ -44,7 +44,7 @@ class MockHandle:
         self.control = MockClient(url, token=service.settings.control_token, transport=transport)
         self.initial = service.scenario
         self.verify = True
-        self._parsed: dict[tuple[str, int, int], Scenario] = {}
+        self._parsed: dict[tuple[str, int, int], tuple[Scenario, Stamp]] = {}
 
     @property
     def api_url(self) -> str:
@@ -72,13 +72,13 @@ class MockHandle:
         path = find_scenario(scenario, self.folders)
         stat = os.stat(path)
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        loaded = self._parsed.get(key)
-        if loaded is None:
+        cached = self._parsed.get(key)
+        if cached is None or _stamp(cached[0].files) != cached[1]:  # it or a base changed
             loaded = self.service.load_path(path)
-            self._parsed[key] = loaded
-        else:
-            self.service.load(loaded)
-        return loaded
+            self._parsed[key] = (loaded, _stamp(loaded.files))
+            return loaded
+        self.service.load(cached[0])
+        return cached[0]
 
     def begin(self, scenario: str | Path | None = None, *, verify: bool = True) -> None:
         """Before a test: forget old errors; load `scenario`, or go back to the initial one.
@@ -139,6 +139,22 @@ class MockHandle:
             heading = "the client misused the protocol during the test"
             raise ExpectationFailed("\n".join([heading, *format_findings(found, journal)]))
         return found
+
+
+Stamp = tuple[tuple[str, int, int] | None, ...]
+
+
+def _stamp(files: Sequence[str]) -> Stamp:
+    """Modification time and size of each file a scenario was read from (its bases)."""
+    found: list[tuple[str, int, int] | None] = []
+    for name in files:
+        try:
+            stat = os.stat(name)
+        except OSError:
+            found.append(None)
+            continue
+        found.append((name, stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
 
 
 class InProcessHandle(MockHandle):

@@ -3,7 +3,9 @@
 | module | concern |
 | --- | --- |
 | `loading.py` | safe YAML with line numbers, schema check, `load_scenario`; the only yaml user |
+| `compose.py` | `extends`: documents merged base first, each value knowing its file |
 | `spec.py` | a checked document -> WorldSpec, every semantic problem located |
+| `hints.py` | messages in the project's words, "did you mean", name warnings |
 | `contracts.py` | contracts folders (`contracts_dir`), each problem in its own file |
 | `files.py` | scenarios by name (bundled or in a folder); expectation files for `verify` |
 | `export.py` | a run exported as a scenario document (`GET /_mock/export`) |
