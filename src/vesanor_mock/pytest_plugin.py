@@ -177,7 +177,6 @@ def _coverage_min(config: pytest.Config) -> float | None:
     return minimum
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers; check the client-check options."""
     config.addinivalue_line(
