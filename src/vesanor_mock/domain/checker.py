@@ -38,6 +38,23 @@ MAX_FINDINGS = 10_000
 RULES: tuple[Unit, ...] = (*UNITS, RECEIPT_MISSING)
 """Every rule of the §7.1 table."""
 
+LEARNS = frozenset(
+    {
+        "create_session",
+        "get_session",
+        "preflight",
+        "proposals",
+        "receipts",
+        "kill",
+        "report_bypass",
+        "tool_filter",
+        "recover",
+        "get_workflow",
+        "kill_workflow",
+    }
+)
+"""Endpoints whose 2xx answer can teach the client something the checks remember."""
+
 PendingStatus = Callable[[str, str], "str | None"]
 """(session id, pending call id) -> the call's status in the world, or None if unknown."""
 
@@ -66,8 +83,21 @@ class Checker:
         with self._lock:
             self.checked += 1
             memory = self._memory(note.session_id, note.endpoint)
-            for unit in UNITS:
-                unit.check(note, memory, self._emit)
+            status = note.status
+            if (
+                status is None
+                or status >= 400
+                or memory.run is not None
+                or memory.killed is not None
+                or memory.compromised is not None
+                or memory.stale is not None
+                or memory.fence is not None
+                or memory.lost is not None
+                or note.endpoint == "proposals"
+            ):
+                for unit in UNITS:
+                    unit.check(note, memory, self._emit)
+            # else: a 2xx with nothing to compare it with: no unit can find anything
             self._learn(note, memory)
 
     def _memory(self, session_id: str | None, endpoint: str) -> Memory:
@@ -94,23 +124,22 @@ class Checker:
 
     def _learn(self, note: Note, memory: Memory) -> None:
         """What this request's answer told the client, and what the runtime did."""
-        told = Told.of(note)
         endpoint, error, readable = note.endpoint, note.error, note.readable
         if endpoint in WRITES:  # each refusal mark is checked against the next write only
             memory.stale = None
             if note.fence_token is not None:
                 memory.fence = None
-        if readable:
-            self._learn_read(note, memory, told)
+        if readable and (error is not None or endpoint in LEARNS):
+            self._learn_read(note, memory, Told.of(note))
         if endpoint == "receipts" and note.pending_call_id is not None:
             if note.committed or error == "RECEIPT_CONFLICT":
                 memory.pending.pop(note.pending_call_id, None)
             if note.committed and note.pending_call_id not in memory.receipted:
-                memory.receipted.put(note.pending_call_id, told)
+                memory.receipted.put(note.pending_call_id, Told.of(note))
         if memory.lost is not None and endpoint in WRITES:
             memory.lost = None  # repeated (fine) or reported: either way, the mark is spent
         if endpoint in WRITES and note.committed and not readable:
-            memory.lost = told
+            memory.lost = Told.of(note)
 
     def _learn_read(self, note: Note, memory: Memory, told: Told) -> None:
         endpoint, error = note.endpoint, note.error

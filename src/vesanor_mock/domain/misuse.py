@@ -59,7 +59,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Told:
     """A request whose answer taught the client something, and what it sent."""
 

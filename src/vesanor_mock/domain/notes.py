@@ -22,7 +22,7 @@ SESSION_ANSWERS = frozenset(
 WORKFLOW_ANSWERS = frozenset({"get_workflow", "kill_workflow"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Note:
     """One request as the checks see it."""
 
@@ -114,76 +114,66 @@ def make_note(
         error_doc = _get(delivered, "error")
         error = _text(_get(error_doc, "code"))
         details = _get(error_doc, "details")
-    fields: dict[str, Any] = {}
+    note = Note(
+        seq, request_id, endpoint, session_id, status, outcome, error, readable, committed, body
+    )
     if isinstance(request, dict):
-        fields["fence_token"] = request.get("fence_token")
-        fields["expected_state_version"] = request.get("expected_state_version")
-        fields["prepared_request_id"] = _text(request.get("prepared_request_id"))
-        fields["pending_call_id"] = _text(request.get("pending_call_id"))
+        note.fence_token = request.get("fence_token")
+        note.expected_state_version = request.get("expected_state_version")
+        note.prepared_request_id = _text(request.get("prepared_request_id"))
+        note.pending_call_id = _text(request.get("pending_call_id"))
         if endpoint == "proposals":
             calls = _get(request.get("response"), "tool_calls")
             names = (_text(_get(c, "name")) for c in calls) if isinstance(calls, list) else ()
-            fields["tools"] = tuple(n for n in names if n is not None)
+            note.tools = tuple(n for n in names if n is not None)
     if endpoint == "get_session" and "include=pending" in path:
-        fields["reading_pending"] = True
+        note.reading_pending = True
     if error == "PENDING_CALLS_UNRESOLVED":
         ids = _get(details, "pending_call_ids")
-        fields["unresolved"] = tuple(i for i in ids if isinstance(i, str)) if ids else ()
+        note.unresolved = tuple(i for i in ids if isinstance(i, str)) if ids else ()
     elif error == "VALIDATION_FAILED":
         errors = _get(details, "errors")
         first = errors[0] if isinstance(errors, list) and errors else None
-        fields["pointer"] = _text(_get(first, "path"))
-        fields["pointer_message"] = _text(_get(first, "message"))
+        note.pointer = _text(_get(first, "path"))
+        note.pointer_message = _text(_get(first, "message"))
     elif error == "SESSION_KILLED":
-        fields["killed_actor"] = _text(_get(_get(details, "killed"), "actor"))
+        note.killed_actor = _text(_get(_get(details, "killed"), "actor"))
     elif error == "REPLAY_MISMATCH":  # the first difference from the recorded request
         differences = _get(details, "differences")
         first = differences[0] if isinstance(differences, list) and differences else None
-        fields["pointer"] = _text(_get(first, "path"))
+        note.pointer = _text(_get(first, "path"))
     if committed and readable and delivered is answer and isinstance(answer, dict):
-        _answer_fields(endpoint, answer, fields)  # the client read the runtime's own answer
-    return Note(
-        seq=seq,
-        request_id=request_id,
-        endpoint=endpoint,
-        session_id=session_id,
-        status=status,
-        outcome=outcome,
-        error=error,
-        readable=readable,
-        committed=committed,
-        body=body,
-        **fields,
-    )
+        _answer_fields(endpoint, answer, note)  # the client read the runtime's own answer
+    return note
 
 
-def _answer_fields(endpoint: str | None, answer: dict[str, Any], fields: dict[str, Any]) -> None:
+def _answer_fields(endpoint: str | None, answer: dict[str, Any], note: Note) -> None:
     """What a handled 2xx answer says, by endpoint."""
     if endpoint in SESSION_ANSWERS:
-        fields["session_status"], fields["killed_actor"] = _session_state(answer.get("session"))
+        note.session_status, note.killed_actor = _session_state(answer.get("session"))
     elif endpoint in ("proposals", "receipts"):
         status = answer.get("session_status")
-        fields["session_status"] = status if status in ("killed", "active") else None
+        note.session_status = status if status in ("killed", "active") else None
     elif endpoint in WORKFLOW_ANSWERS:
         members = _get(answer.get("workflow"), "sessions") or ()
-        fields["killed_sessions"] = tuple(
+        note.killed_sessions = tuple(
             sid
             for m in members
             if _get(m, "status") == "killed" and (sid := _text(_get(m, "session_id")))
         )
     if endpoint == "preflight":
-        fields["prepared_out"] = _text(answer.get("prepared_request_id"))
+        note.prepared_out = _text(answer.get("prepared_request_id"))
         narrowed = answer.get("narrowed") or ()
-        fields["narrowed"] = tuple(t for n in narrowed if (t := _text(_get(n, "tool"))))
-        fields["reasons"] = _reasons(answer)
-        fields["decision"] = _text(answer.get("decision"))
+        note.narrowed = tuple(t for n in narrowed if (t := _text(_get(n, "tool"))))
+        note.reasons = _reasons(answer)
+        note.decision = _text(answer.get("decision"))
     elif endpoint == "proposals":
         calls = answer.get("calls") or ()
-        fields["pending_out"] = tuple(
+        note.pending_out = tuple(
             p for c in calls if (p := _text(_get(c, "pending_call_id"))) is not None
         )
-        fields["reasons"] = _reasons(answer)
-        fields["decision"] = _text(answer.get("decision"))
+        note.reasons = _reasons(answer)
+        note.decision = _text(answer.get("decision"))
 
 
 def note_from_wire(entry: dict[str, Any]) -> Note:
