@@ -16,16 +16,12 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from vesanor_mock.config import Settings  # noqa: E402
-from vesanor_mock.http.app import MockService, create_app  # noqa: E402
-from vesanor_mock.http.views import coverage_view, findings_view  # noqa: E402
+from vesanor_mock.config import Settings
+from vesanor_mock.http.app import MockService, create_app
+from vesanor_mock.http.views import coverage_view, findings_view
 
 KEY = b"Bearer vsk_test_default"
 CONTRACT = {
