@@ -169,6 +169,7 @@ def test_get_root_points_a_browser_to_the_dashboard_and_an_api_client_to_json(
     assert "GET /_mock/journal" in info["control_routes"]
     assert "GET /_mock/stream" in info["control_routes"]
     assert "preflight" in info["endpoints"] and "governance_plan" in info["endpoints"]
+    assert info["control_token_required"] is False
     assert answer.headers["X-Request-Id"].startswith("req_ctl_")
 
 

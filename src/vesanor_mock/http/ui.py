@@ -64,7 +64,8 @@ def ui_routes(service: MockService) -> list[Route]:
             if isinstance(route, Route) and route.path.startswith(CONTROL_PREFIX + "/")
             for method in sorted((route.methods or set()) - {"HEAD"})
         )
-        return landing_response(request, service.control_request_id(), routes)
+        needs_token = service.settings.control_token is not None
+        return landing_response(request, service.control_request_id(), routes, needs_token)
 
     async def page(request: Request) -> Response:
         """GET /_mock/ui and /_mock/ui/{name}: the dashboard's static files."""
@@ -155,7 +156,7 @@ def _event(service: MockService) -> bytes:
     return b"event: change\ndata: " + json.dumps(data).encode() + b"\n\n"
 
 
-def landing(routes: list[str]) -> dict[str, Any]:
+def landing(routes: list[str], needs_token: bool) -> dict[str, Any]:
     """What GET / says: where the dashboard, the OpenAPI document and the API are, and
     which control routes this server answers (`GET /_mock/health`, ...) and the names of the
     API's endpoints (as the journal's `endpoint` filter takes them)."""
@@ -166,13 +167,16 @@ def landing(routes: list[str]) -> dict[str, Any]:
         "api_base": API_PREFIX,
         "control": CONTROL_PREFIX,
         "control_routes": routes,
+        "control_token_required": needs_token,
         "endpoints": [op.name for op in OPERATIONS],
     }
 
 
-def landing_response(request: Request, request_id: str, routes: list[str]) -> Response:
+def landing_response(
+    request: Request, request_id: str, routes: list[str], needs_token: bool
+) -> Response:
     """HTML when the client prefers it (a browser), else JSON."""
-    info = landing(routes)
+    info = landing(routes, needs_token)
     accept = request.headers.get("accept", "")
     if _prefers_html(accept):
         links = "".join(

@@ -488,6 +488,10 @@ async function loadJournal() {
   const j = state.journal;
   const filters = journalFilters();
   const tail = Number($("f-tail").value);
+  if (!/^\d*$/.test(filters.status)) {
+    $("journal-count").textContent = "✘ status: expected a number such as 409";
+    return;
+  }
   const key = JSON.stringify([filters, tail, state.generation]);
   const fresh = key !== j.key;
   const params = { ...filters, digest: "true", bodies: "false" };
@@ -639,10 +643,17 @@ async function renderRules() {
 async function renderExpectations() {
   const answer = await call("POST", "/_mock/verify");
   const failures = answer.failures.map((f) => el("li", {}, el("span", { class: "bad" }, f.message), el("pre", { class: "json" }, JSON.stringify(f.seen, null, 2))));
+  const findings = Array.isArray(answer.findings) ? answer.findings : [];
+  const errors = findings.filter((f) => f.severity === "error").length;
   replace(
     $("expect"),
-    el("p", { class: answer.ok ? "ok" : "bad" }, answer.ok ? `All ${answer.checked} expectation(s) met.` : `${answer.failures.length} of ${answer.checked} expectation(s) not met.`),
+    el(
+      "p",
+      { class: failures.length ? "bad" : "ok" },
+      failures.length ? `${failures.length} of ${answer.checked} expectation(s) not met.` : `All ${answer.checked} expectation(s) met.`,
+    ),
     failures.length ? el("ol", {}, failures) : null,
+    errors ? el("p", { class: "bad" }, `Verify is not ok: ${errors} error finding(s) (see Findings).`) : null,
   );
 }
 
@@ -746,7 +757,12 @@ function setupActions() {
 
 async function setupScenarioNames() {
   const answer = await call("GET", "/_mock/scenarios", undefined, { optional: true });
-  if (!answer) return;
+  if (!answer) {
+    // this server cannot list (nor load by name) bundled scenarios: offer no such action
+    $("act-scenario-name").closest("label").hidden = true;
+    $("act-load").hidden = true;
+    return;
+  }
   replace($("scenario-names"), answer.scenarios.map((s) => el("option", { value: s.name }, s.description || s.name)));
 }
 
@@ -817,6 +833,7 @@ async function discover() {
   const landing = await response.json();
   state.routes = new Set(landing.control_routes || []);
   state.endpoints = landing.endpoints || [];
+  if (landing.control_token_required && !sessionStorage.getItem(TOKEN_KEY)) await askToken();
 }
 
 async function main() {
