@@ -10,7 +10,7 @@ GEN := tests/generators
 GEN_PY := $(GEN)/.venv/.installed
 GEN_NODE := $(GEN)/node_modules/.installed
 
-.PHONY: serve test lint typecheck check bench bench-smoke mutation mutation-smoke generators clean
+.PHONY: serve test lint typecheck check bench bench-smoke mutation mutation-smoke generators screenshots clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,9 @@ mutation-smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+screenshots: $(STAMP)
+	$(BIN)/python bench/screenshots.py
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache $(GEN)/.venv $(GEN)/node_modules
