@@ -335,7 +335,7 @@ def test_the_access_log_names_blocked_tools_with_their_reasons_and_control_chang
         requests.post(server.url + "/_mock/clock/advance", json={"seconds": 30}, timeout=5)
     lines = stream.getvalue().splitlines()
     [block] = [line for line in lines if "rules=freeze-refunds" in line]
-    assert "decision=block blocked=issue_refund:refunds_frozen" in block
+    assert "decision=block rules=freeze-refunds blocked=issue_refund:refunds_frozen" in block
     assert any("control scenario: loaded scenario dashboard-demo" in line for line in lines)
     [reset] = [line for line in lines if "control reset:" in line]
     assert "request ids restart at req_000001" in reset

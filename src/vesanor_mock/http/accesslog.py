@@ -132,10 +132,10 @@ def text_line(fields: dict[str, Any]) -> str:
         parts.append(f"decision={fields['decision']}")
     if fields["error"]:
         parts.append(f"error={fields['error']}")
-    if fields["blocked"]:
-        parts.append("blocked=" + ";".join(fields["blocked"]))
     if fields["rules_fired"]:
         parts.append("rules=" + ",".join(fields["rules_fired"]))
+    if fields["blocked"]:
+        parts.append("blocked=" + ";".join(fields["blocked"]))
     parts.append(f"({fields['outcome']}, {fields['duration_ms']} ms) {fields['request_id']}")
     return printable(" ".join(parts))
 
