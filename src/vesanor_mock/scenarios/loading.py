@@ -17,12 +17,12 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..data import data_dir
 from ..domain.world import WorldSpec
 from ..errors import ScenarioError, ScenarioIssue
 from ..schemas import SchemaRegistry, pointer
@@ -273,10 +273,7 @@ def _default_registry() -> SchemaRegistry:
 
 def fixtures_dir() -> Path:
     """The bundled scenarios: packaged data in a wheel, else the repository's `fixtures/`."""
-    packaged = resources.files("vesanor_mock") / "_data" / "fixtures"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[3] / "fixtures"
+    return data_dir("fixtures")
 
 
 def bundled_names() -> list[str]:
