@@ -126,6 +126,7 @@ def test_the_ci_recipe_starts_waits_verifies_exports_and_stops(tmp_path: Path) -
         "Wait until it answers",
         "Run the SDK's tests",
         "Check what the mock saw",
+        "Gate on coverage",
         "Export the run for an exact replay",
         "Stop the mock",
     ]
@@ -170,5 +171,6 @@ def test_the_ci_recipe_starts_waits_verifies_exports_and_stops(tmp_path: Path) -
     log = (tmp_path / "mock.log").read_text()
     assert f"listening on {url}" in log and "decision=block rules=freeze-refunds" in log
     assert "Traceback" not in log
+    assert "<!DOCTYPE html>" in (tmp_path / "coverage.html").read_text(encoding="utf-8")
     replay = load_scenario(tmp_path / "replay.yaml")
     assert replay.name == "forced-block-export" and len(replay.spec.expect) > 2

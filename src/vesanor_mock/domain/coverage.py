@@ -39,6 +39,8 @@ REASON_CODES = (
     "scenario_forced",
 )
 """Every policy reason code a block can carry (§4.2, §2.1, §3.4, §5), in §4.2 order."""
+KNOWN_REASONS = frozenset(REASON_CODES)
+"""A scenario's own block codes are covered as effect:block, not as reasons."""
 KILL_ACTORS = ("api", "circuit_breaker", "workflow", "scenario", "handoff_reclaim")
 """Who can kill a session (§2.1); a kill request's own `actor` counts as `api`."""
 STATES = ("compromised", "lease_expired", "fence_rotated")
@@ -114,7 +116,7 @@ def situations_of(note: Note, fired: Sequence[Rule] = ()) -> list[str]:
             found.append(f"{endpoint}:2xx")
         elif status is not None and note.error is not None:
             found.append(f"{endpoint}:{status}:{note.error}")
-    found += [f"reason:{code}" for code in note.reasons]
+    found += [f"reason:{code}" for code in note.reasons if code in KNOWN_REASONS]
     if (
         note.readable
         and note.killed_actor is not None
