@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from vesanor_mock.domain.contracts import compile_session
 from vesanor_mock.domain.operators import holds
 from vesanor_mock.domain.regex import MAX_PATTERN_CHARS, RegexRefused, compile_regex
 
@@ -135,3 +136,35 @@ def test_a_posted_scenario_with_a_deep_pattern_is_refused_and_changes_nothing(
     assert response.status_code == 422
     assert "more than the" in response.text
     assert requests.get(api.base_url + "/_mock/state", timeout=5).json() == before
+
+
+def phase_chain(n: int) -> dict[str, Any]:
+    """A contract whose n phases form one chain, a tool advancing each step."""
+    phases: list[dict[str, Any]] = [{"name": f"p{i}"} for i in range(n)]
+    phases[0]["initial"], phases[-1]["terminal"] = True, True
+    transitions = {f"p{i}": [f"p{i + 1}"] for i in range(n - 1)} | {f"p{n - 1}": []}
+    tools = {
+        f"t{i}": {
+            "tool": f"t{i}",
+            "transitions": {"valid_in_phases": [f"p{i}"], "advances_to": f"p{i + 1}"},
+        }
+        for i in range(n - 1)
+    }
+    return {
+        "schema_version": "1.0",
+        "agent": "a",
+        "phases": phases,
+        "transitions": transitions,
+        "tools": tools,
+    }
+
+
+def test_a_long_phase_chain_compiles_in_linear_time() -> None:
+    timings = []
+    for n in (500, 5000):
+        contract = phase_chain(n)
+        started = time.perf_counter()
+        compiled = compile_session(contract)
+        timings.append(time.perf_counter() - started)
+        assert len(compiled.phases) == n
+    assert timings[1] / timings[0] < 30  # 10x the phases: ~10x linear, ~100x quadratic

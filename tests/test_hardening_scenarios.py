@@ -90,3 +90,22 @@ def test_the_delay_cap_is_a_documented_option_with_a_bound(api: Api) -> None:
     response = post(api, {"scenario": "x", "options": {"max_delay_ms": 86_400_001}})
     assert response.status_code == 422
     assert response.json()["error"]["details"]["issues"][0]["path"] == "/options/max_delay_ms"
+
+
+def test_verify_says_when_the_journal_evicted_the_requests_it_would_count(api: Api) -> None:
+    scenario = {
+        "scenario": "short-memory",
+        "options": {"journal_limit": 2},
+        "expect": [{"endpoint": "get_session", "count": 5}],
+    }
+    assert post(api, scenario).status_code == 200
+    for _ in range(5):
+        api.call("get_session", "GET", "/replay/sessions/x")
+    answer = requests.post(
+        api.base_url + "/_mock/verify", json={"findings": "off"}, timeout=5
+    ).json()
+    [failure] = answer["failures"]
+    assert "saw 2" in failure["message"] and "3 older ones fell off" in failure["message"]
+    assert "journal_limit" in failure["message"]
+    assert failure["seen"]["evicted"] == 3
+    assert post(api, {"scenario": "back"}).status_code == 200

@@ -124,8 +124,10 @@ class MockHandle:
         __tracebackhide__ = True  # pytest shows the test, not this frame
         self.check()
         expect = self.service.spec.expect
-        entries = self.service.world.journal.entries()
-        failures = verify(expect, entries) if expect and self.verify else []
+        kept = self.service.world.journal
+        entries = kept.entries()
+        evicted = kept.total - len(kept)
+        failures = verify(expect, entries, evicted) if expect and self.verify else []
         if failures:
             name = self.scenario.name if self.scenario else None
             report = format_report(len(expect), failures, [e.to_dict() for e in entries])

@@ -277,6 +277,7 @@ def _phases(value: Any, errors: ErrorLog) -> list[_Phase] | None:
         errors.add("/phases", "phases must be a list of {name, initial?, terminal?}", "type")
         return None
     phases: list[_Phase] = []
+    seen: set[str] = set()  # a set, so a long phase list compiles in linear time
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             errors.add(pointer("phases", index), "a phase must be an object {name, ...}", "type")
@@ -286,9 +287,10 @@ def _phases(value: Any, errors: ErrorLog) -> list[_Phase] | None:
         if not isinstance(name, str) or not name:
             errors.add(pointer("phases", index, "name"), "a phase needs a non-empty name", "type")
             continue
-        if any(p.name == name for p in phases):
+        if name in seen:
             errors.add(pointer("phases", index, "name"), f"duplicate phase {name!r}", "unique")
             continue
+        seen.add(name)
         flags = [
             read_flag(item, key, pointer("phases", index, key), errors)
             for key in ("initial", "terminal")

@@ -98,8 +98,14 @@ def build_expectation(data: Mapping[str, Any]) -> Expectation:
     )
 
 
-def verify(expectations: Sequence[Expectation], entries: Iterable[Entry]) -> list[dict[str, Any]]:
-    """Every unmet expectation: its index, itself, a sentence, and what was seen."""
+def verify(
+    expectations: Sequence[Expectation], entries: Iterable[Entry], evicted: int = 0
+) -> list[dict[str, Any]]:
+    """Every unmet expectation: its index, itself, a sentence, and what was seen.
+
+    `evicted`: how many older requests fell off the bounded journal. A failure then says
+    so (and `seen.evicted` counts them): what was "seen" is only what the journal kept.
+    """
     kept = list(entries)
     failures = []
     for index, expectation in enumerate(expectations):
@@ -109,6 +115,12 @@ def verify(expectations: Sequence[Expectation], entries: Iterable[Entry]) -> lis
             failure = _check_count(expectation, kept)
         if failure is not None:
             message, seen = failure
+            if evicted:
+                seen["evicted"] = evicted
+                message += (
+                    f" (in the journal's last {len(kept)} requests: {evicted} older ones fell "
+                    "off; raise options.journal_limit to keep them)"
+                )
             failures.append(
                 {
                     "index": index,
