@@ -3,13 +3,22 @@ headers HTTP cannot carry, and delays stacked rule upon rule."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from vesanor_mock.cli import main
+from vesanor_mock.config import Settings
+from vesanor_mock.errors import ScenarioError
+from vesanor_mock.http.app import MockService
+from vesanor_mock.scenarios import load_scenario
+from vesanor_mock.scenarios.reading import read_bounded
 from vesanor_mock.server import MockServer
+from vesanor_mock.watch import ScenarioWatcher
 
 from .apiclient import Api
 
@@ -109,3 +118,62 @@ def test_verify_says_when_the_journal_evicted_the_requests_it_would_count(api: A
     assert "journal_limit" in failure["message"]
     assert failure["seen"]["evicted"] == 3
     assert post(api, {"scenario": "back"}).status_code == 200
+
+
+def test_validate_refuses_a_symlink_to_a_device_and_a_fifo_without_reading_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zero = tmp_path / "zero.yaml"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    started = time.perf_counter()
+    assert main(["validate", str(zero), str(fifo)]) == 1
+    assert time.perf_counter() - started < 10
+    out = capsys.readouterr().out
+    assert out.count("not a regular file") == 2 and "Traceback" not in out
+
+
+def test_a_contracts_file_bigger_than_the_limit_is_read_no_further(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    with (folder / "session.yaml").open("wb") as sparse:
+        sparse.truncate(3 * 1024**3)  # 3 GB that occupy no disk
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "scenario: s\nplans:\n  - {agent: a, environment: development, status: approved,"
+        " contracts_dir: contracts}\n"
+    )
+    with pytest.raises(ScenarioError, match="larger than"):
+        load_scenario(scenario)
+    assert read_bounded(scenario)  # a regular small file reads whole
+
+
+def test_the_hot_reload_watcher_survives_a_device_and_a_fifo_and_reloads_afterwards(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "live.yaml"
+    path.write_text("scenario: first\n")
+    service = MockService(Settings(scenario=str(path)))
+    said: list[str] = []
+    watcher = ScenarioWatcher(service, path, said.append, interval=0.05).start()
+    try:
+        path.unlink()
+        path.symlink_to("/dev/zero")
+        wait_for(lambda: any("not a regular file" in line for line in said))
+        path.unlink()
+        os.mkfifo(path)
+        wait_for(lambda: sum("not a regular file" in line for line in said) >= 2)
+        path.unlink()
+        path.write_text("scenario: second\n")
+        wait_for(lambda: service.scenario is not None and service.scenario.name == "second")
+    finally:
+        watcher.stop()
+    assert watcher._thread is None or not watcher._thread.is_alive()
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -56,7 +56,15 @@ class ScenarioWatcher:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.poll()
+            try:
+                self.poll()
+            except Exception as exc:  # never let the watcher die: report and keep watching
+                self.service.reload_error = f"{self.path}: {type(exc).__name__}: {exc}"
+                self.report(
+                    f"vesanor-mock: {self.path} changed but could not be checked ({exc}); "
+                    "keeping the last good scenario and watching on"
+                )
+                self._seen = _signature(self._watched)
 
     def poll(self) -> bool:
         """Check once; reload if the file changed. True when something was reported."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from .files import find_scenario, read_expectations
 from .loading import (
-    MAX_BYTES,
     Scenario,
     dump_scenario,
     fixtures_dir,
@@ -27,6 +26,7 @@ from .loading import (
     parse_document,
     read_document,
 )
+from .reading import MAX_BYTES
 
 __all__ = [
     "MAX_BYTES",

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..domain.contracts import compile_contracts_dir, compile_session
 from ..errors import CompileError, ScenarioError
+from .reading import read_bounded
 from .spec import Artifact, Problem
 
 CONTRACT_SKIP = frozenset({"session", "workflow"})
@@ -71,7 +72,7 @@ class ContractsReader:
         docs: dict[str, tuple[Any, Located]] = {}
         for path in files:
             try:
-                docs[path.stem] = self.parse(path.read_bytes(), str(path))
+                docs[path.stem] = self.parse(read_bounded(path), str(path))
             except ScenarioError as error:
                 for i in error.issues:
                     self.problems.append(Problem(i.path, i.message, str(path), i.line, i.column))

@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import ScenarioError, ScenarioIssue
 from ..schemas import SchemaRegistry
 from .hints import did_you_mean
-from .loading import MAX_BYTES, bundled_names, fixtures_dir, parse_document
+from .loading import bundled_names, fixtures_dir, parse_document
+from .reading import read_bounded
 from .spec import build_expectations
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -21,7 +22,7 @@ def find_scenario(name_or_path: str | Path, folders: Sequence[str | Path] = ()) 
     `find_scenario("forced-block")` is the bundled fixture; a folder given first wins.
     """
     given = Path(name_or_path)
-    if given.is_file():
+    if given.exists() and not given.is_dir():  # a FIFO or device too: the reader refuses it
         return given
     searched = [Path(folder) for folder in folders] + [fixtures_dir()]
     if not given.is_absolute():
@@ -49,7 +50,7 @@ def bundled_scenarios() -> list[dict[str, str]]:
     for name in bundled_names():
         path = fixtures_dir() / f"{name}.yaml"
         try:
-            data, _ = parse_document(path.read_bytes(), str(path))
+            data, _ = parse_document(read_bounded(path), str(path))
             description = str(data.get("description", "")) if isinstance(data, dict) else ""
         except (OSError, ScenarioError) as exc:
             description = f"(does not read: {exc})"
@@ -77,12 +78,7 @@ def read_expectations(
     Every problem is reported like a scenario's, with its line and column.
     """
     filename = str(path)
-    try:
-        if Path(path).stat().st_size > MAX_BYTES:
-            raise ScenarioError(filename, [ScenarioIssue(f"larger than {MAX_BYTES} bytes")])
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        raise ScenarioError(filename, [ScenarioIssue(f"cannot read: {exc.strerror}")]) from None
+    text = read_bounded(path, filename)
     data, marks = parse_document(text, filename)
     if isinstance(data, list):
         items, prefix = data, ""

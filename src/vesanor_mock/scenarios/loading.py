@@ -29,9 +29,9 @@ from ..schemas import SchemaRegistry, pointer
 from .compose import Origin, Part, merge
 from .contracts import ContractsReader
 from .hints import did_you_mean, name_warnings, schema_message
+from .reading import MAX_BYTES, read_bounded
 from .spec import Problem, SpecBuilder
 
-MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 MAX_EXTENDS = 16
@@ -294,13 +294,7 @@ def load_scenario(
 
 
 def _read_file(where: Path, filename: str) -> bytes:
-    try:
-        if where.stat().st_size > MAX_BYTES:
-            issue = ScenarioIssue(f"the file is larger than {MAX_BYTES} bytes: refused unread")
-            raise ScenarioError(filename, [issue])
-        return where.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(filename, [ScenarioIssue(f"cannot read: {exc.strerror}")]) from None
+    return read_bounded(where, filename)
 
 
 def load_scenario_text(
