@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from vesanor_mock.client import ControlError, MockClient
 from vesanor_mock.config import Settings
 from vesanor_mock.errors import ScenarioError, ScenarioIssue
 from vesanor_mock.http.app import MockService
@@ -366,3 +367,16 @@ def test_a_rule_skipped_by_its_counting_says_so(server: MockServer, ctl: Control
     requests.get(f"{server.url}/api/v1/replay/sessions/nope", headers=api_key, timeout=10)
     (rule,) = ctl.call("GET", "/rules").json()["rules"]
     assert rule["near_misses"][0]["failed"] == [{"field": "nth", "wanted": [3], "seen": 1}]
+
+
+def test_the_python_client_lists_loads_by_name_and_reads_the_rules(server: MockServer) -> None:
+    client = MockClient(server.url)
+    assert "lease-expiry" in [item["name"] for item in client.scenarios()]
+    assert client.load_scenario("lease-expiry")["scenario"] == "lease-expiry"
+    assert client.load_bundled("forced-block")["rules"] == 1
+    (rule,) = client.rules()
+    assert (rule["id"], rule["fired"], rule["near_misses"]) == ("freeze-refunds", 0, [])
+    with pytest.raises(ControlError) as caught:
+        client.load_scenario("forced-blok")
+    assert caught.value.status == 404
+    client.load_bundled("default")

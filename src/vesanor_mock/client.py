@@ -14,6 +14,7 @@ the mock saw: the counts, and every request in order. The only module that impor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,11 +128,16 @@ class MockClient:
         return dict(self.call("POST", "/reset"))
 
     def load_scenario(self, scenario: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-        """Load a scenario: a file path, YAML/JSON text, or a dict; replaces all state.
+        """Load a scenario: a file path, a bundled name, YAML/JSON text, or a dict; replaces
+        all state.
 
-        A file's `contracts_dir` paths stay relative to the file (the server must see the
-        same disk, as a local mock does). A broken scenario raises ScenarioError.
+        A file's `contracts_dir` and `extends` paths stay relative to the file (the server
+        must see the same disk, as a local mock does). A word that is no file
+        (`"forced-block"`) is a bundled scenario's name. A broken scenario raises
+        ScenarioError.
         """
+        if isinstance(scenario, str) and _bundled_name(scenario):
+            return self.load_bundled(scenario)
         if isinstance(scenario, Mapping):
             return self._post_scenario(json.dumps(scenario).encode(), "application/json", None)
         if isinstance(scenario, Path) or ("\n" not in scenario and Path(scenario).is_file()):
@@ -140,6 +146,18 @@ class MockClient:
             folder = str(path.resolve().parent)
             return self._post_scenario(path.read_bytes(), kind, folder, str(path))
         return self._post_scenario(scenario.encode(), "application/yaml", None)
+
+    def load_bundled(self, name: str) -> dict[str, Any]:
+        """Load a bundled scenario by name (`POST /_mock/scenario {"name": ...}`)."""
+        return dict(self.call("POST", "/scenario", {"name": name}))
+
+    def scenarios(self) -> list[dict[str, Any]]:
+        """The bundled scenarios: `{"name", "description", "source"}` each."""
+        return list(self.call("GET", "/scenarios")["scenarios"])
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every rule with its counts and, for one that never fired, its near misses."""
+        return list(self.call("GET", "/rules")["rules"])
 
     def _post_scenario(
         self, data: bytes, kind: str, base_dir: str | None, filename: str = POSTED
@@ -376,3 +394,8 @@ def format_findings(
                 f"  {request_id} #{entry['seq']} {entry['method']} {entry['path']} -> {status}"
             )
     return lines
+
+
+def _bundled_name(text: str) -> bool:
+    """True for a bare word that names no file: `forced-block`, never YAML or a path."""
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text)) and not Path(text).exists()
