@@ -7,13 +7,16 @@ bundled contracts folders (what users copy) follow the published format to the l
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from vesanor_mock.errors import ScenarioError
-from vesanor_mock.scenarios import fixtures_dir, load_scenario
+from vesanor_mock.scenarios import compile_workflow_folder, fixtures_dir, load_scenario
+
+from .apiclient import Api
 
 SESSION_YAML = """\
 schema_version: "1.0"
@@ -101,11 +104,41 @@ transitions:
   advances_to: verified
 """
 
+WORKFLOW_YAML = """\
+schema_version: "1.0"
+workflow: support
+roles:
+  - {name: triage, session_contract: ./triage}
+  - {name: refunds, session_contract: .}
+handoffs:
+  - {from: triage, to: refunds}
+"""
+
+TRIAGE_SESSION_YAML = """\
+schema_version: "1.0"
+agent: triage-bot
+phases:
+  - {name: open, initial: true}
+  - {name: routed, terminal: true}
+transitions: {open: [routed]}
+"""
+
+TRIAGE_TOOL_YAML = """\
+tool: route_ticket
+side_effect: write
+evidence_class: local_transaction
+commit_requirement: none
+transitions: {advances_to: routed}
+"""
+
 FILES = {
     "session.yaml": SESSION_YAML,
     "lookup_order.yaml": LOOKUP_YAML,
     "issue_refund.yaml": REFUND_YAML,
     "verify_customer.yaml": VERIFY_YAML,
+    "workflow.yaml": WORKFLOW_YAML,
+    "triage/session.yaml": TRIAGE_SESSION_YAML,
+    "triage/route_ticket.yaml": TRIAGE_TOOL_YAML,
 }
 
 
@@ -114,6 +147,7 @@ def write_folder(root: Path, files: dict[str, str]) -> Path:
     folder = root / "contracts"
     folder.mkdir()
     for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     scenario = root / "scenario.yaml"
     scenario.write_text(
@@ -166,6 +200,15 @@ def test_a_contract_written_as_the_public_docs_show_one_compiles(tmp_path: Path)
         ("lookup_order.yaml", "  output_invariants:", "  output_invariant:", "output_invariants"),
         ("lookup_order.yaml", "{name: order_id, from", "{name: order_id, form", "from"),
         ("verify_customer.yaml", "commit_requirement:", "commit_requirment:", "commit_requirement"),
+        ("workflow.yaml", "handoffs:", "hand_offs:", "handoffs"),
+        (
+            "workflow.yaml",
+            "{name: triage, session_contract",
+            "{name: triage, sessionContract",
+            "session_contract",
+        ),
+        ("workflow.yaml", "{from: triage", "{form: triage", "from"),
+        ("triage/route_ticket.yaml", "side_effect:", "side_efect:", "side_effect"),
     ],
 )
 def test_a_misspelled_key_in_any_part_is_refused_with_a_did_you_mean_at_its_line(
@@ -207,3 +250,65 @@ def test_each_bundled_contracts_folder_compiles_in_the_published_format(tmp_path
                 assert f"tools.{name}.{published}" in plan.compiled.unenforced, (name, published)
             for published in ("golden_cases", "allowed_errors"):
                 assert f"tools.{name}.{published}" in plan.compiled.unenforced, (name, published)
+
+
+def test_workflow_yaml_compiles_with_each_role_contract_path_resolved_next_to_it(
+    tmp_path: Path,
+) -> None:
+    write_folder(tmp_path, FILES)
+    compiled = compile_workflow_folder(tmp_path / "contracts")
+    assert [role["name"] for role in compiled["roles"]] == ["triage", "refunds"]
+    triage, refunds = (role["session_contract"] for role in compiled["roles"])
+    assert triage["agent"] == "triage-bot" and list(triage["tools"]) == ["route_ticket"]
+    assert refunds["agent"] == "refund-bot"
+    assert compiled["handoffs"] == [{"from": "triage", "to": "refunds"}]
+
+
+def test_a_role_contract_path_without_a_contracts_folder_is_refused_at_its_line(
+    tmp_path: Path,
+) -> None:
+    files = dict(FILES, **{"workflow.yaml": WORKFLOW_YAML.replace("./triage", "./nowhere")})
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(write_folder(tmp_path, files))
+    [issue] = caught.value.issues
+    assert issue.file is not None and issue.file.endswith("workflow.yaml")
+    assert issue.line == 4 and "nowhere" in issue.message
+
+
+def test_a_role_contract_that_does_not_compile_is_refused_in_its_own_file(tmp_path: Path) -> None:
+    broken = TRIAGE_SESSION_YAML.replace("{name: routed, terminal: true}", "{name: routed}")
+    files = dict(FILES, **{"triage/session.yaml": broken})
+    with pytest.raises(ScenarioError) as caught:
+        compile_workflow_folder(write_folder(tmp_path, files).parent / "contracts")
+    assert any(
+        i.file is not None and i.file.endswith("triage/session.yaml") for i in caught.value.issues
+    ), caught.value.issues
+
+
+def test_the_compiled_workflow_of_a_folder_creates_a_workflow_over_the_api(
+    api: Api, tmp_path: Path
+) -> None:
+    write_folder(tmp_path, FILES)
+    compiled = compile_workflow_folder(tmp_path / "contracts")
+    response = api.create_session(
+        agent="triage-bot",
+        workflow={"type": "root", "role": "triage", "compiled_workflow": compiled},
+    )
+    assert response.status_code == 201, response.text
+    session = response.json()["session"]
+    assert session["phase"] == {"current": "open", "legal_next": ["routed"]}
+
+
+def test_the_workflow_yaml_example_of_docs_workflows_md_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "workflows.md").read_text()
+    [shown] = [b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "workflow.yaml" in b]
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "workflow_folder" in b]
+    write_folder(tmp_path, dict(FILES, **{"workflow.yaml": shown}))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/workflows.md", "exec"), namespace)
+    body = namespace["body"]
+    assert isinstance(body, dict)
+    assert body["workflow"]["compiled_workflow"]["workflow"] == "support"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from .files import find_scenario, read_expectations
 from .loading import (
     Scenario,
+    compile_workflow_folder,
     dump_scenario,
     fixtures_dir,
     load_scenario,
@@ -31,6 +32,7 @@ from .reading import MAX_BYTES
 __all__ = [
     "MAX_BYTES",
     "Scenario",
+    "compile_workflow_folder",
     "dump_scenario",
     "find_scenario",
     "fixtures_dir",

@@ -555,3 +555,24 @@ def dump_scenario(document: dict[str, Any], header: str = "") -> str:
         document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
     return comments + body
+
+
+def compile_workflow_folder(folder: str | Path) -> dict[str, Any]:
+    """The compiled_workflow of `folder/workflow.yaml`, to send in a root create request.
+
+    Each role's `session_contract` path names a contracts folder relative to the workflow
+    file; it is compiled and put in its place. Raise ScenarioError with every problem,
+    each at its own file, line and column.
+    """
+    root = Path(folder)
+    path = root / "workflow.yaml"
+    if not path.is_file():
+        raise ScenarioError(str(root), [ScenarioIssue("no workflow.yaml in this folder")])
+    reader = ContractsReader(root, parse_document)
+    compiled = reader.workflow(root)
+    if compiled is None:
+        issues = [
+            ScenarioIssue(p.message, p.line, p.column, p.path, p.file) for p in reader.problems
+        ]
+        raise ScenarioError(str(path), _sorted(issues))
+    return compiled
