@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -79,3 +80,14 @@ def test_an_installed_wheel_finds_and_loads_its_bundled_scenarios(
     )
     assert Path(where).is_relative_to(site)
     assert name == "default"
+
+
+def test_the_changelog_opens_with_a_dated_entry_for_the_current_version() -> None:
+    from vesanor_mock import __version__
+
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d\d-\d\d)$", text, re.MULTILINE)
+    assert releases[0][0] == __version__
+    entry = text.split(f"## [{__version__}]", 1)[1].split("\n## [", 1)[0]
+    assert all(f"### {kind}" in entry for kind in ("Added", "Changed", "Fixed"))
+    assert f"[{__version__}]: " in text
