@@ -113,7 +113,10 @@ def test_the_documented_record_replay_and_drift_commands_work_as_written(
     port = free_port()
     replay = Shell(serve_line, tmp_path, {"VESANOR_MOCK_PORT": str(port)})
     shells.append(replay)
-    replay.read(replay.out, "OpenAPI:", timeout=60)
+    shown = replay.read(replay.out, "OpenAPI:", timeout=60)
+    assert f"  replay:    recordings/refunds.json ({len(recorded)} exchange(s), answered in " in (
+        "\n".join(shown)
+    )
     assert whole_run(Client(f"http://127.0.0.1:{port}", UPSTREAM_KEY)) == recorded
     assert replay.stop(signal.SIGTERM) == 0
 
@@ -282,3 +285,22 @@ def test_the_pytest_plugin_replays_a_recording_given_as_an_option(
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--vesanor-mock-replay=plan.json")
     result.assert_outcomes(passed=2)
+
+
+def test_record_prints_a_json_banner_with_log_format_json(
+    tmp_path: Path, shells: list[Shell]
+) -> None:
+    port = free_port()
+    line = "vesanor-mock record --upstream http://127.0.0.1:9 -o out.json --log-format json"
+    recorder = Shell(line, tmp_path, {"VESANOR_MOCK_PORT": str(port)})
+    shells.append(recorder)
+    banner = json.loads(recorder.read(recorder.out, "recording", timeout=60)[-1])
+    assert banner == {
+        "event": "recording",
+        "url": f"http://127.0.0.1:{port}",
+        "api_url": f"http://127.0.0.1:{port}/api/v1",
+        "upstream": "http://127.0.0.1:9",
+        "output": "out.json",
+    }
+    assert recorder.stop(signal.SIGTERM) == 0
+    assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["exchanges"] == []

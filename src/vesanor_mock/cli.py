@@ -25,6 +25,7 @@ from .http import accesslog
 from .http.app import MockService
 from .http.asgicall import InProcessCaller
 from .http.proxy import DEFAULT_TIMEOUT, Recorder
+from .http.replaying import Replayer
 from .journal_lines import export_header, journal_line
 from .openapi import build_openapi
 from .recording.drift import drift as run_drift
@@ -291,27 +292,43 @@ def banner(service: MockService, url: str, reload: bool) -> str:
     keys = [(shown_key(key), tenant) for key, tenant in service.spec.api_keys.items()]
     scenario = service.scenario
     name, source = (scenario.name, scenario.source) if scenario else (None, None)
+    replay = replay_line(service)
     if settings.log_format == "json":
-        return json.dumps(
-            {
-                "event": "listening",
-                "url": url,
-                "api_url": f"{url}/api/v1",
-                "api_keys": [{"key": key, "tenant": tenant} for key, tenant in keys],
-                "scenario": {"name": name, "source": source, "reload": reload},
-                "control_token": settings.control_token is not None,
-            }
-        )
+        event = {
+            "event": "listening",
+            "url": url,
+            "api_url": f"{url}/api/v1",
+            "api_keys": [{"key": key, "tenant": tenant} for key, tenant in keys],
+            "scenario": {"name": name, "source": source, "reload": reload},
+            "control_token": settings.control_token is not None,
+        }
+        if replay is not None:
+            event["replay"] = settings.replay
+        return json.dumps(event)
     lines = [f"vesanor-mock {__version__} listening on {url}", f"  API base:  {url}/api/v1"]
     lines += [f"  API key:   {key} (tenant {tenant})" for key, tenant in keys]
     watched = ", reloaded when it changes" if reload else ""
     lines.append(f"  scenario:  {name} ({source}{watched})")
+    if replay is not None:
+        lines.append(f"  replay:    {replay}")
     guard = "needs the control token" if settings.control_token else "no token: loopback only"
     if not settings.control_token and not is_loopback(settings.host):
         guard += "; other machines get 403 until --control-token is set"
     lines.append(f"  control:   {url}/_mock ({guard})")
     lines.append(f"  OpenAPI:   {url}/openapi.json")
     return "\n".join(lines)
+
+
+def replay_line(service: MockService) -> str | None:
+    """What a replaying server answers from, for its banner; None when it does not replay."""
+    replayer = service.alternate
+    if not isinstance(replayer, Replayer):
+        return None
+    recording = replayer.replay.recording
+    return (
+        f"{recording.source} ({len(recording.exchanges)} exchange(s), answered in recorded "
+        "order per session; a request not recorded: 409 REPLAY_MISMATCH)"
+    )
 
 
 def shown_key(key: str) -> str:
@@ -523,6 +540,16 @@ def record(args: argparse.Namespace, env: Env) -> int:
         print(exposed_warning(settings.host), file=sys.stderr, flush=True)
 
     def ready(url: str) -> None:
+        if settings.log_format == "json":
+            event = {
+                "event": "recording",
+                "url": url,
+                "api_url": f"{url}/api/v1",
+                "upstream": recorder.upstream.url,
+                "output": args.output,
+            }
+            _say(json.dumps(event))
+            return
         _say(
             f"vesanor-mock {__version__} recording on {url}\n"
             f"  API base:  {url}/api/v1 -> {recorder.upstream.url}/api/v1\n"
