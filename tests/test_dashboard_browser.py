@@ -115,6 +115,16 @@ def test_a_finding_is_pinned_on_the_request_it_names(page: Page) -> None:
     assert "write-after-kill" in page.wait_text("#findings", "write-after-kill")
 
 
+def test_a_failed_hot_reload_shows_a_banner_with_its_error(page: Page, demo: MockServer) -> None:
+    page.wait_text("#health", "ok")
+    assert page.page.locator("#banner").is_hidden()
+    demo.service.reload_error = "story.yaml:3:5: /rules/0/when/endpoint: unknown endpoint"
+    demo.service.changed()  # what the watcher does after a failed reload
+    banner = page.wait_text("#banner", "unknown endpoint")
+    assert banner.startswith("Health degraded: story.yaml:3:5")
+    assert "degraded" in page.text("#health")
+
+
 def test_sessions_are_grouped_by_tenant_and_workflow_with_the_handoff_between_roles(
     page: Page,
 ) -> None:

@@ -76,6 +76,7 @@ class ScenarioWatcher:
             loaded = self.service.load_path(self.path)
         except ScenarioError as error:
             self.service.reload_error = error.render()
+            self.service.changed()  # an open dashboard shows the banner now
             self.report(
                 f"vesanor-mock: {self.path} changed but does not load; keeping the last good "
                 f"scenario {current!r} (health: degraded):\n{error.render()}"
