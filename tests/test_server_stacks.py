@@ -176,10 +176,12 @@ def test_a_served_pure_stack_answers_a_keep_alive_client_at_once(
                 answer = client.get(f"{url}/api/v1/governance/plan?agent=a", headers=AUTH)
                 took.append(time.perf_counter() - started)
                 assert answer.status_code == 200
-            slowest.append(round(max(took) * 1000, 1))
-            if max(took) < STALL_S:
+            # a separate process competes for the CPU: allow two outliers per round; a
+            # Nagle stall holds every answer, so the 18th fastest still shows it
+            slowest.append(round(sorted(took)[17] * 1000, 1))
+            if slowest[-1] < STALL_S * 1000:
                 break
-    assert min(slowest) < STALL_S * 1000, f"slowest answer per round (ms): {slowest}"
+    assert min(slowest) < STALL_S * 1000, f"18th fastest of 20 per round (ms): {slowest}"
     assert process.stop() == 0
 
 
