@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from vesanor_mock.config import Settings
 from vesanor_mock.http.accesslog import JsonFormatter
 from vesanor_mock.http.app import MockService
 from vesanor_mock.schemas import SchemaRegistry
@@ -241,3 +242,26 @@ def test_a_json_access_log_line_stays_printable_json() -> None:
     line = JsonFormatter().format(record)
     assert line.isprintable()
     assert json.loads(line)["path"] == "/x\x9b31m"
+
+
+def test_a_body_held_half_sent_is_dropped_after_the_body_timeout(
+    registry: SchemaRegistry,
+) -> None:
+    with MockServer(Settings(port=0, body_timeout_s=0.5)) as slow:
+        ctl = Control(slow.url, registry)
+        with socket.create_connection((slow.host, slow.port), timeout=10) as sock:
+            data = request_bytes("POST", "/api/v1/replay/sessions", b'{"ag', Content_Length="64")
+            sock.sendall(data)
+            started = time.monotonic()
+            assert sock.recv(65536) == b""  # closed by the server, nothing answered
+            assert time.monotonic() - started < 5
+        entries = wait_for_entries(ctl, 1)
+        assert entries[-1]["outcome"] == "aborted"
+        assert slow.service.server_errors == []
+        ok = requests.post(
+            slow.url + "/api/v1/replay/sessions",
+            json={"agent": "a"},
+            headers={"Authorization": f"Bearer {DEFAULT_KEY}"},
+            timeout=5,
+        )
+        assert ok.status_code == 201

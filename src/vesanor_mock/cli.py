@@ -70,6 +70,7 @@ SERVE_OPTIONS = (
     "http_stack",
     "replay",
     "limits",
+    "body_timeout_s",
 )
 RECORD_OPTIONS = ("upstream", "host", "port", "seed", "control_token", "log_format")
 Env = Mapping[str, str]

@@ -45,6 +45,8 @@ class Settings:
     http_stack: str = "auto"
     replay: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
+    body_timeout_s: float = 30.0
+    """A request body that has not arrived whole after this long is dropped (slowloris)."""
     """Caps on resident state (PROTOCOL §8) over their defaults; a scenario's options win."""
 
     def __post_init__(self) -> None:
@@ -84,6 +86,17 @@ def parse_limits(text: str) -> dict[str, int]:
         if limits[name] < 1:
             raise ValueError(f"{name} must be at least 1")
     return limits
+
+
+def parse_seconds(text: str) -> float:
+    """A positive number of seconds, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86400:
+        raise ValueError(f"expected seconds above 0 and at most 86400, got {text}")
+    return value
 
 
 def parse_port(text: str) -> int:
@@ -197,6 +210,12 @@ OPTIONS: dict[str, Option] = {
             "http_stack",
             choice(*HTTP_STACKS),
             "auto (default: httptools and uvloop when installed) or pure (asyncio and h11)",
+        ),
+        Option(
+            "body_timeout_s",
+            parse_seconds,
+            "seconds a request body may take to arrive whole; then the connection is closed "
+            "(default 30)",
         ),
         Option(
             "limits",

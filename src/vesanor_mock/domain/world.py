@@ -72,6 +72,7 @@ class WorldSpec:
     rules: tuple[Rule, ...] = ()
     expect: tuple[Expectation, ...] = ()
     journal_limit: int = DEFAULT_LIMIT
+    body_timeout_s: float = 30.0  # a request body must arrive whole within this time
 
     @property
     def tenants(self) -> list[str]:

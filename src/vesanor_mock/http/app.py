@@ -72,6 +72,7 @@ class MockService:
             validation=settings.validation,
             max_body_bytes=settings.max_body_bytes,
             options=dataclasses.replace(Options(), **dict[str, Any](settings.limits)),
+            body_timeout_s=settings.body_timeout_s,
         )
         self.scenario: Scenario | None = None
         self.spec = self.base

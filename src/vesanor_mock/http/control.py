@@ -220,10 +220,16 @@ def _check_token(expected: str | None, request: Request) -> None:
         raise unauthorized("the control API needs Authorization: Bearer <control token>")
 
 
+def _body_timeout(request: Request) -> float:
+    """`serve --body-timeout-s`: how long a control request's body may take to arrive."""
+    settings = request.app.state.service.settings
+    return float(settings.body_timeout_s)
+
+
 async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any] | None:
     """A JSON object body (None when empty and `optional`)."""
     check_media_type(request)
-    raw = await read_body(request, MAX_BYTES)
+    raw = await read_body(request, MAX_BYTES, _body_timeout(request))
     if optional and not raw:
         return None
     return require_object(parse_json(raw))
@@ -285,7 +291,7 @@ async def scenario(service: MockService, request: Request) -> Result:
             f"expected a YAML or JSON body, got Content-Type {content_type!r}",
             details={"content_type": content_type, "expected": [*YAML_TYPES, JSON_TYPE]},
         )
-    raw = await read_body(request, MAX_BYTES)
+    raw = await read_body(request, MAX_BYTES, _body_timeout(request))
     name = request.query_params.get("name")
     if name is None and media in ("", JSON_TYPE):
         name = _bundled_name(raw)

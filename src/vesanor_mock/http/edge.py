@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -100,7 +101,7 @@ def check_media_type(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
     """Read the body, refusing (413) anything over `limit` bytes before parsing it.
 
     A client that goes away before the body is whole (a short body, a bad chunk, a closed
@@ -115,11 +116,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ClientAborted(f"the request body did not arrive whole within {timeout_s} s") from None
     except ClientDisconnect:
         raise ClientAborted("the client went away before its request body was read whole") from None
     if connection_closing(request):

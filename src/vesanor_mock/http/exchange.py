@@ -139,7 +139,7 @@ class Exchange:
         body: dict[str, Any] = {}
         if op.has_body:
             check_media_type(request)
-            raw = await read_body(request, spec.max_body_bytes)
+            raw = await read_body(request, spec.max_body_bytes, spec.body_timeout_s)
             self.draft.size = len(raw)
             body = require_object(parse_json(raw))
             self.draft.request_body = raw if raw else body
