@@ -187,7 +187,7 @@ def test_a_changed_scenario_is_reloaded_and_a_broken_one_keeps_the_last_good(
     said = server.read(server.err, "(at /seed)")
     assert said[-2:] == [
         f"vesanor-mock: {path} changed but does not load; keeping the last good scenario "
-        "'second-version':",
+        "'second-version' (health: degraded):",
         f"{path}:2:7: expected integer, got string (at /seed)",
     ]
     assert requests.get(url + "/_mock/health", timeout=5).json()["scenario"] == "second-version"
