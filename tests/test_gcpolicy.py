@@ -33,7 +33,7 @@ def busy_service() -> MockService:
     runtime = service.world.runtime
     for n in range(5):
         _, body = runtime.create_session(
-            "default", {"agent": "a", "contract": {"compiled_session": refund_contract()}}
+            "default", {"agent": "refund-bot", "contract": {"compiled_session": refund_contract()}}
         )
         sid = body["session"]["session_id"]
         prep = runtime.preflight("default", sid, {"fence_token": 1})

@@ -7,6 +7,7 @@ rules built); building a World from it only creates objects, so a reset is cheap
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,9 @@ class World:
         self.rules = RuleBook(spec.rules)
         self.journal = Journal(spec.journal_limit)
         self.checker = Checker()
-        self.journal.listeners.append(self._observe)
+        # The listener holds the checker, rules and coverage, never the world: a cycle through
+        # the journal would keep a reset world alive until a garbage collection.
+        self.journal.listeners.append(_observer(self.checker, self.rules, coverage))
         for plan in spec.plans:
             self.runtime.add_plan(
                 plan.tenant,
@@ -128,13 +131,6 @@ class World:
             session.killed = Killed(at=self.ctx.now(), reason="seeded killed", actor="scenario")
         return session
 
-    def _observe(self, entry: Entry, draft: Draft) -> None:
-        """Each journaled request: the client checks, then coverage."""
-        note = self.checker.observe_entry(entry, draft)
-        if self.coverage is not None:
-            fired = self.rules.fired(entry.rules_fired) if entry.rules_fired else ()
-            self.coverage.observe(note, fired)
-
     def pending_status(self, session_id: str, pending_call_id: str) -> str | None:
         """A pending call's status ("pending", ...), None when its session is killed or gone."""
         runtime = self.runtime
@@ -150,3 +146,17 @@ class World:
     def tenant_for(self, api_key: str) -> str | None:
         """The tenant an API key belongs to, or None for an unknown key."""
         return self.spec.api_keys.get(api_key)
+
+
+def _observer(
+    checker: Checker, rules: RuleBook, coverage: Coverage | None
+) -> Callable[[Entry, Draft], None]:
+    """What a world does with each journaled request: the client checks, then coverage."""
+
+    def observe(entry: Entry, draft: Draft) -> None:
+        note = checker.observe_entry(entry, draft)
+        if coverage is not None:
+            fired = rules.fired(entry.rules_fired) if entry.rules_fired else ()
+            coverage.observe(note, fired)
+
+    return observe
