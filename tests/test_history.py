@@ -51,7 +51,11 @@ def test_a_long_session_forgets_its_oldest_resolved_calls_and_keeps_the_policy_w
 ) -> None:
     world = World(WorldSpec())
     _, body = world.runtime.create_session(
-        TENANT, {"agent": "a", "contract": {"compiled_session": refund_contract(session_limits={})}}
+        TENANT,
+        {
+            "agent": "refund-bot",
+            "contract": {"compiled_session": refund_contract(session_limits={})},
+        },
     )
     sid = body["session"]["session_id"]
     one_cycle(world, sid, "verify_customer", {"verified": True})

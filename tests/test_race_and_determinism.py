@@ -104,7 +104,8 @@ def run_sequence(server: MockServer) -> list[bytes]:
         return dict(response.json())
 
     created = post(
-        "/replay/sessions", {"agent": "a", "contract": {"compiled_session": refund_contract()}}
+        "/replay/sessions",
+        {"agent": "refund-bot", "contract": {"compiled_session": refund_contract()}},
     )
     sid = created["session"]["session_id"]
     prep = post(f"/replay/sessions/{sid}/preflight", {"fence_token": 1})
