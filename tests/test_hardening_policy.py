@@ -146,6 +146,9 @@ def phase_chain(n: int) -> dict[str, Any]:
     tools = {
         f"t{i}": {
             "tool": f"t{i}",
+            "side_effect": "read",
+            "evidence_class": "local_transaction",
+            "commit_requirement": "none",
             "transitions": {"valid_in_phases": [f"p{i}"], "advances_to": f"p{i + 1}"},
         }
         for i in range(n - 1)
