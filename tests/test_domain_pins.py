@@ -292,3 +292,19 @@ def test_loop_detection_sees_a_call_more_than_1024_committed_calls_back() -> Non
     assert [reason["code"] for reason in call["reasons"]] == ["loop_detected"]
     fresh = driver.propose(("lookup_order", {"id": "new"}))["calls"][0]
     assert fresh["decision"] == "allow"
+
+
+def test_a_second_kill_of_any_kind_leaves_the_state_version_where_the_first_put_it() -> None:
+    """Mutant: the early return of kill() for a session already killed removed."""
+    world = World(WorldSpec())
+    body = {"session_id": "root-1", "agent": "planner-bot", "workflow": two_role_workflow("wf-a")}
+    world.runtime.create_session(TENANT, body)
+    world.runtime.kill(TENANT, "root-1", {"reason": "first"})
+    after_first = world.runtime.get_session(TENANT, "root-1")["session"]
+    assert after_first["state_version"] == 1
+    world.runtime.kill(TENANT, "root-1", {"reason": "second"})
+    world.runtime.kill_workflow(TENANT, "wf-a", {"reason": "workflow"})
+    world.runtime.scenario_kill(TENANT, "root-1", "scenario")
+    session = world.runtime.get_session(TENANT, "root-1")["session"]
+    assert session["state_version"] == 1
+    assert session["killed"] == after_first["killed"]

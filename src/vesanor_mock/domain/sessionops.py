@@ -173,15 +173,14 @@ def bump(ctx: Context, session: Session) -> None:
     touch(ctx, session)
 
 
-def kill(ctx: Context, session: Session, reason: str | None, actor: str) -> bool:
-    """Kill a session once; answer True when this call was the killing one."""
+def kill(ctx: Context, session: Session, reason: str | None, actor: str) -> None:
+    """Kill a session once: a second kill, by anyone, changes nothing (§3.9)."""
     if session.status == "killed":
-        return False
+        return
     session.status = "killed"
     session.authority_state = "killed"
     session.killed = Killed(at=ctx.now(), reason=reason, actor=actor)
     bump(ctx, session)
-    return True
 
 
 def trip_breaker(ctx: Context, session: Session, count: int, limit: int | None, what: str) -> None:
