@@ -197,7 +197,8 @@ def send(server: MockServer, bad: Bad, story: Story) -> requests.Response:
     if bad.body is not None:
         headers.setdefault("Content-Type", "application/json")
         headers["Content-Length"] = str(len(bad.body))
-    connection = http.client.HTTPConnection(host.hostname or "", host.port, timeout=10)
+    # generous: validating 150,000 array items takes seconds on a busy 2-core machine
+    connection = http.client.HTTPConnection(host.hostname or "", host.port, timeout=60)
     try:
         connection.request(bad.method, target, body=bad.body, headers=headers)
         raw = connection.getresponse()

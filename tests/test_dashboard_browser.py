@@ -259,8 +259,12 @@ def test_the_page_stays_responsive_with_10000_requests_and_1000_sessions(
         drawn = page.page.locator("#journal-viewport .jrow").count()
         assert drawn < 200  # only the rows on screen (and a margin) are in the DOM
         started = time.perf_counter()
-        page.page.locator("#journal-viewport").evaluate("v => { v.scrollTop = 0; }")
-        page.wait_text("#journal-viewport", "req_000001")
+        viewport = page.page.locator("#journal-viewport")
+        deadline = time.monotonic() + 20
+        while "req_000001" not in viewport.inner_text() and time.monotonic() < deadline:
+            viewport.evaluate("v => { v.scrollTop = 0; }")  # again, if a late layout moved it
+            page.page.wait_for_timeout(100)
+        page.wait_text("#journal-viewport", "req_000001", timeout=1)
         scrolled = time.perf_counter() - started
         page.close()
     with capsys.disabled():
