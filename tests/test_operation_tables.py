@@ -7,7 +7,7 @@ from starlette.routing import Route
 from vesanor_mock import openapi
 from vesanor_mock.http import api
 from vesanor_mock.http.app import create_app
-from vesanor_mock.http.views import FINDINGS_FILTERS, JOURNAL_FILTERS, JOURNAL_VIEW
+from vesanor_mock.openapi import FINDINGS_FILTERS, JOURNAL_FILTERS, JOURNAL_VIEW
 
 
 def test_every_served_operation_is_documented_with_the_same_method_path_and_query() -> None:

@@ -44,6 +44,15 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
 """Each error status: its components/responses name and what it means."""
 
 
+JOURNAL_FILTERS = ("endpoint", "session_id", "status", "since", "outcome", "rule", "limit", "tail")
+"""The query parameters that choose journal entries (`GET /_mock/journal`)."""
+JOURNAL_VIEW = ("digest", "bodies")
+"""How entries are shown: `digest=true` adds each entry's digest, `bodies=false` leaves the
+request and response bodies out (the dashboard and `vesanor-mock journal` ask for both)."""
+FINDINGS_FILTERS = ("session_id", "severity")
+"""The query parameters of `GET /_mock/findings`."""
+
+
 @dataclass(frozen=True)
 class Operation:
     """One `/api/v1` operation: where it lives and which statuses it can answer."""
@@ -280,18 +289,7 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         "get_journal",
         "The journaled requests, oldest first",
         "control/journal",
-        query=(
-            "endpoint",
-            "session_id",
-            "status",
-            "since",
-            "outcome",
-            "rule",
-            "limit",
-            "tail",
-            "digest",
-            "bodies",
-        ),
+        query=(*JOURNAL_FILTERS, *JOURNAL_VIEW),
         errors=(422,),
     ),
     ControlOperation(
@@ -309,7 +307,7 @@ CONTROL_OPERATIONS: tuple[ControlOperation, ...] = (
         "get_findings",
         "What the client did wrong",
         "control/findings",
-        query=("session_id", "severity"),
+        query=FINDINGS_FILTERS,
         errors=(422,),
     ),
     ControlOperation(

@@ -13,6 +13,7 @@ from ..domain.runtime import Runtime
 from ..domain.views import session_view
 from ..domain.world import World
 from ..errors import FieldError, ValidationFailed
+from ..openapi import FINDINGS_FILTERS, JOURNAL_FILTERS, JOURNAL_VIEW
 from ..scenarios import Scenario
 from ..scenarios.export import mask
 from ..schemas import ENDPOINTS
@@ -20,21 +21,7 @@ from ..schemas import ENDPOINTS
 if TYPE_CHECKING:
     from .app import MockService
 
-JOURNAL_FILTERS = (
-    "endpoint",
-    "session_id",
-    "status",
-    "since",
-    "outcome",
-    "rule",
-    "limit",
-    "tail",
-)
-JOURNAL_VIEW = ("digest", "bodies")
-"""How entries are shown: `digest=true` adds each entry's digest, `bodies=false` leaves the
-request and response bodies out (the dashboard and `vesanor-mock journal` ask for both)."""
 BOOLEANS = {"true": True, "false": False}
-FINDINGS_FILTERS = ("session_id", "severity")
 MAX_FILTER_DIGITS = 18
 """The longest `status` or `since` a journal query takes (anything longer matches nothing)."""
 
